@@ -1,0 +1,1 @@
+"""Kimi-Audio ASR: faithful prompt building, a vLLM model plugin and a persistent Transcriber."""
