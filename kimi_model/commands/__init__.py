@@ -1,0 +1,1 @@
+"""`kimi-asr` subcommands that need only the model package."""

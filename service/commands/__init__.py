@@ -1,0 +1,1 @@
+"""`kimi-asr` subcommands that run or talk to the job service."""
