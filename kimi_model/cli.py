@@ -26,16 +26,10 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kimi-asr", description="Kimi-Audio speech-to-text")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    loaded: set[str] = set()
-    for name, module_name in SUBCOMMANDS.items():
-        if only is not None and name != only:
-            # still list it in --help without importing it
-            sub.add_parser(name, help=f"(see `kimi-asr {name} --help`)")
-            continue
-        if module_name in loaded:
-            continue
+    # With a known subcommand, import only its module; for --help, import them all.
+    modules = [SUBCOMMANDS[only]] if only else list(dict.fromkeys(SUBCOMMANDS.values()))
+    for module_name in modules:
         importlib.import_module(module_name).add_parser(sub)
-        loaded.add(module_name)
     return parser
 
 
