@@ -303,3 +303,17 @@ def test_stereo_44k_file_goes_through(front, speech, tmp_path):
     audio = load_audio(path)
     (p,) = front.build_prompts([audio], [None])
     assert p.n_semantic == math.ceil(len(audio) / 1280)
+
+
+def test_fused_attention_agrees_with_the_reference_math(front, speech):
+    """Eager attention is the reference's fp32 math; SDPA (used on GPU) may differ
+    only by rounding: same codes, features within 1e-4."""
+    clip = speech[:48000]
+    (codes,), (feats,) = front.semantic_codes([clip]), front.whisper_features([clip])
+    try:
+        front.glm.set_attention_impl("sdpa"), front.whisper.set_attention_impl("sdpa")
+        (codes2,), (feats2,) = front.semantic_codes([clip]), front.whisper_features([clip])
+    finally:
+        front.glm.set_attention_impl("eager"), front.whisper.set_attention_impl("eager")
+    assert codes == codes2
+    assert (feats - feats2).abs().max() < 1e-4
