@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from kimi_model.checkpoint import KimiCheckpoint, load_glm_state, load_whisper_encoder_state, resolve_checkpoint
-from kimi_model.constants import HOP_LENGTH, WHISPER_FRAMES_PER_TOKEN, WINDOW_SAMPLES
+from kimi_model.constants import WHISPER_FRAMES_PER_TOKEN, WINDOW_SAMPLES
 from kimi_model.encoders import GLMSpeechTokenizer, WhisperEncoder
 from kimi_model.errors import CheckpointError, EmptyAudioError
 from kimi_model.mel import glm_padded_length, log_mel, pad_stack, slaney_mel_filters, split_windows, tokens_for_samples
