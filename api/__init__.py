@@ -1,0 +1,1 @@
+"""Flask HTTP API (thin): blueprints over service/. `create_app()` is the WSGI factory."""
