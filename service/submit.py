@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Callable
 
-from kimi_model.errors import KimiError
+from kimi_model.errors import AudioDecodeError, KimiError, UnsupportedAudioFormatError
 from service.jobs import JobStore, new_id
 from service.ssrf import SsrfPolicy, check_url
 from service.storage import parse_s3_uri
@@ -179,8 +179,22 @@ def probe_upload(stream: BinaryIO, settings) -> tuple[str, int, float]:
     if n == 0:
         raise ApiError("audio_empty", "the uploaded file is empty")
     stream.seek(0)
-    info = audio_io.probe(stream)
-    stream.seek(0)
+    try:
+        info = audio_io.probe(stream)
+    except AudioDecodeError:
+        # probe names unsupported containers (MP4, WebM, ...) from their magic bytes only
+        # for bytes/paths; give it the head so the client hears "unsupported format"
+        stream.seek(0)
+        head = stream.read(64)
+        try:
+            audio_io.probe(head)
+        except UnsupportedAudioFormatError:
+            raise
+        except KimiError:
+            pass
+        raise
+    finally:
+        stream.seek(0)
     if info.duration_s > settings.max_audio_seconds:
         raise ApiError("audio_too_long", f"audio is {info.duration_s:.1f} s; the limit is "
                                          f"{settings.max_audio_seconds:g} s")

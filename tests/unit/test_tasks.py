@@ -1,0 +1,47 @@
+from kimi_model.errors import AudioDecodeError, KimiError
+from service.storage import StorageError
+
+from .test_api import upload
+
+
+def test_permanent_error_fails_at_once(h):
+    jid = upload(h).get_json()["id"]
+    h.transcriber.fail_with = [AudioDecodeError("garbage")]
+    h.drain()
+    j = h.store.get_job(jid)
+    assert j["status"] == "failed" and j["error_code"] == "audio_undecodable" and j["attempts"] == "1"
+
+
+def test_transient_error_retries_then_succeeds(h):
+    jid = upload(h).get_json()["id"]
+    h.transcriber.fail_with = [StorageError("s3 down"), KimiError("engine hiccup")]
+    h.drain()
+    j = h.store.get_job(jid)
+    assert j["status"] == "completed" and j["attempts"] == "3" and j["last_error_code"] == "internal_error"
+
+
+def test_transient_error_exhausts_retries(tmp_path):
+    from .conftest import Harness
+    h = Harness(tmp_path, task_max_retries=1)
+    jid = upload(h).get_json()["id"]
+    h.transcriber.fail_with = [StorageError("down")] * 5
+    h.drain()
+    j = h.store.get_job(jid)
+    assert j["status"] == "failed" and j["error_code"] == "storage_error"
+
+
+def test_redelivered_message_is_a_noop(h):
+    jid = upload(h).get_json()["id"]
+    h.sent.append(h.sent[0])                 # the broker delivers twice
+    out = h.drain()
+    assert [o[2] for o in out] == ["completed", "completed"]   # 2nd: claim says already completed
+    assert len(h.transcriber.calls) == 1
+    assert h.store.stats()["completed_total"] == 1
+    assert h.store.get_job(jid)["attempts"] == "1"
+
+
+def test_priority_passed_to_engine(h):
+    upload(h, priority="bulk")
+    upload(h)
+    h.drain()
+    assert sorted(c[2] for c in h.transcriber.calls) == [0, 1]
