@@ -6,7 +6,6 @@ Tests of the task logic call ``set_transcriber(fake)`` instead.
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
@@ -22,28 +21,21 @@ def set_transcriber(t) -> None:
 
 
 def build(settings):
+    """A started BlockingTranscriber for this process (model from settings or KIMI_MODEL_DIR)."""
     from kimi_model.transcriber import BlockingTranscriber, TranscriberConfig
 
+    over: dict = {}
     if settings.model_dir:
-        os.environ.setdefault("KIMI_MODEL_DIR", settings.model_dir)
-    if settings.speech_tokenizer_dir:
-        os.environ.setdefault("KIMI_SPEECH_TOKENIZER_DIR", settings.speech_tokenizer_dir)
-    cfg = TranscriberConfig.from_env()
-    over = {}
-    names = {f.name for f in dataclasses.fields(cfg)} if dataclasses.is_dataclass(cfg) else set()
-    if settings.model_dir and "model_dir" in names:
         over["model_dir"] = settings.model_dir
-    if settings.speech_tokenizer_dir and "speech_tokenizer_dir" in names:
+    if settings.speech_tokenizer_dir:
         over["speech_tokenizer_dir"] = settings.speech_tokenizer_dir
-    if "max_num_seqs" in names and not os.environ.get("KIMI_MAX_NUM_SEQS"):
-        over["max_num_seqs"] = max(getattr(cfg, "max_num_seqs", 0) or 0, settings.worker_concurrency)
-    if over:
-        cfg = dataclasses.replace(cfg, **over)
-    t = BlockingTranscriber(cfg)
-    start = getattr(t, "start", None)
-    if callable(start):
-        start()
-    return t
+    if not os.environ.get("KIMI_MAX_NUM_SEQS"):
+        # every task thread may have a request in flight; let vLLM batch all of them
+        over["max_num_seqs"] = max(16, settings.worker_concurrency)
+    if not os.environ.get("KIMI_SCHEDULING_POLICY"):
+        over["scheduling_policy"] = "priority"   # interactive (0) before bulk (1) inside the engine too
+    cfg = TranscriberConfig.from_env(**over)
+    return BlockingTranscriber(cfg)           # starts the engine (blocks until ready)
 
 
 def start(settings):

@@ -16,6 +16,7 @@ job goes back to queued and the task retries with exponential backoff
 """
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import logging
 import os
@@ -193,8 +194,13 @@ def process_job(d: Deps, job_id: str, retries: int = 0) -> str:
                     except Exception:  # noqa: BLE001
                         pass
 
-            result = d.transcriber().transcribe(
-                f.name, _options(d, job), priority=0 if job.get("priority") != "bulk" else 1, progress=progress)
+            try:
+                result = d.transcriber().transcribe(
+                    f.name, _options(d, job), priority=0 if job.get("priority") != "bulk" else 1,
+                    progress=progress, timeout=d.settings.task_time_limit_s)
+            except (TimeoutError, concurrent.futures.TimeoutError) as e:
+                raise JobTimeoutError(f"transcription exceeded the task time limit of "
+                                      f"{d.settings.task_time_limit_s:g} s") from e
         if keeper.timed_out:
             return "failed"
         o = json.loads(job.get("options") or "{}")
