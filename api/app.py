@@ -13,9 +13,9 @@ from service.storage import S3Input, make_storage
 from service.submit import Ctx
 
 
-def _celery_send():
+def _celery_send(settings: Settings):
     from worker.celery_app import make_app
-    capp = make_app()
+    capp = make_app(settings)
 
     def send(name: str, args: list, queue: str, countdown: float = 0.0) -> None:
         capp.send_task(name, args=args, queue=queue, countdown=countdown or None)
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None, *, store: JobStore | None = Non
     app.json.sort_keys = False
     store = store or JobStore.from_settings(s)
     ctx = Ctx(settings=s, store=store, storage=storage or make_storage(s), s3input=s3input or S3Input(s),
-              send=send or _celery_send())
+              send=send or _celery_send(s))
     app.extensions["kimi"] = ctx
     registry, req_counter, req_latency = make_registry(store.r)
     app.extensions["kimi_metrics"] = registry
