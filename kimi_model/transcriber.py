@@ -422,11 +422,23 @@ class Transcriber:
         n_instr = len(self._frontend.text_tokenizer.encode(instruction)) if instruction else 0
         self._max_tokens_for(n_instr + num_semantic_tokens(chunk_samples) + FIXED_PROMPT_POSITIONS, options)
 
-    async def _generate(self, prompt: Any, options: TranscriptionOptions, priority: int) -> list[int]:
+    async def generate_prompt(self, prompt: Any, options: TranscriptionOptions | None = None, *,
+                              priority: int = 0, sampling_overrides: dict[str, Any] | None = None) -> list[int]:
+        """Run one prebuilt ``KimiPrompt`` through the engine → sampled text ids
+        (151667 excluded). For parity checks and benchmarks; no front end involved.
+        ``sampling_overrides`` are extra vLLM SamplingParams fields."""
+        if not self._started or self._closed:
+            raise KimiError("transcriber is not running (call start())")
+        return await self._generate(prompt, options or TranscriptionOptions(), priority, sampling_overrides)
+
+    async def _generate(self, prompt: Any, options: TranscriptionOptions, priority: int,
+                        sampling_overrides: dict[str, Any] | None = None) -> list[int]:
         from kimi_model.vllm_model import prompt_to_mm_data
 
         max_tokens = self._max_tokens_for(len(prompt.audio_ids), options)
         params = sampling_params_for(options, max_tokens)
+        for key, value in (sampling_overrides or {}).items():
+            setattr(params, key, value)
         engine_prompt = {
             "prompt_token_ids": list(prompt.audio_ids),
             "multi_modal_data": {"audio": prompt_to_mm_data(prompt.audio_ids, prompt.text_ids,
@@ -445,8 +457,11 @@ class Transcriber:
             raise InvalidRequestError(f"engine rejected the request: {exc}") from exc
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - engine failure: retryable
-            raise KimiError(f"engine error: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            cause = exc.__cause__
+            if isinstance(cause, (ValueError, TypeError)):   # vLLM wraps input-processing errors
+                raise InvalidRequestError(f"engine rejected the request: {cause}") from exc
+            raise KimiError(f"engine error: {type(exc).__name__}: {exc}") from exc   # retryable
         if final is None or not final.outputs:
             raise KimiError("engine returned no output")
         ids = list(final.outputs[0].token_ids)
@@ -561,6 +576,11 @@ class BlockingTranscriber:
                    progress: Callable[[float], None] | None = None,
                    timeout: float | None = None) -> TranscriptionResult:
         return self._call(self._inner.transcribe(audio, options, priority=priority, progress=progress), timeout)
+
+    def generate_prompt(self, prompt: Any, options: TranscriptionOptions | None = None, *, priority: int = 0,
+                        sampling_overrides: dict[str, Any] | None = None, timeout: float | None = None) -> list[int]:
+        return self._call(self._inner.generate_prompt(prompt, options, priority=priority,
+                                                      sampling_overrides=sampling_overrides), timeout)
 
     def close(self) -> None:
         if self._closed:
