@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import logging
 
+import redis
+
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -59,6 +61,12 @@ def register(app: Flask) -> None:
     def _http(e: HTTPException):
         code = _HTTP_CODES.get(e.code or 500, "http_error")
         return error_response(e.code or 500, code, e.description or code)
+
+    @app.errorhandler(redis.exceptions.ConnectionError)
+    @app.errorhandler(redis.exceptions.TimeoutError)
+    def _redis_down(e):
+        log.error("redis unavailable", extra={"error": str(e)})
+        return error_response(503, "unavailable", "the job store is unavailable; try again shortly")
 
     @app.errorhandler(Exception)
     def _any(e: Exception):

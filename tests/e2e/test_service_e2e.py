@@ -271,6 +271,7 @@ def test_bulk_batch_of_50_and_interactive_job_behind_it(worker, alice, s3, recei
         alice.get(f"/v1/batches/{b['id']}").json()), 600, 1.0, what="batch")
     assert final["counts"] == {"queued": 0, "processing": 0, "completed": BULK_N, "failed": 0, "canceled": 0}
     assert ij["finished_at"] < final["finished_at"]
+    print(f"batch counts when the interactive job finished: {at_inter}")
     assert at_inter["completed"] < BULK_N - 10, at_inter   # it did not wait for the backlog
     # paginated jobs of the batch: all 50, once each
     ids, cursor = [], None

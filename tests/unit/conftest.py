@@ -65,7 +65,7 @@ class StubTranscriber:
         self.fail_with: list[Exception] = []
         self.lock = threading.Lock()
 
-    def transcribe(self, audio, options=None, *, priority=0, progress=None):
+    def transcribe(self, audio, options=None, *, priority=0, progress=None, timeout=None):
         with self.lock:
             self.calls.append((audio, options, priority))
             if self.fail_with:

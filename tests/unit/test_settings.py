@@ -42,3 +42,10 @@ def test_tenants_and_webhook_secrets():
     assert s.webhook_secret_for_key("k2") == "whsec_AAAA"
     assert s.webhook_secret_for_key("k1").startswith("whsec_")
     assert s.webhook_secret_for_tenant(s.tenant_of("k1")) == s.webhook_secret_for_key("k1")
+
+
+def test_docs_list_every_setting():
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
+    for _name, var, _p, _d, _doc in SETTINGS_DOC:
+        assert f"`{var}`" in doc, f"{var} missing from docs/service.md"
