@@ -37,6 +37,15 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if `kimi-asr up` itself dies (even by SIGKILL)."""
+    try:
+        import ctypes
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - not Linux: best effort only
+        pass
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
@@ -91,7 +100,7 @@ class Stack:
         self.forced = False
 
     def start(self, name: str, cmd: list[str], env: dict, **kw) -> subprocess.Popen:
-        p = subprocess.Popen(cmd, env=env, start_new_session=True, **kw)
+        p = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_die_with_parent, **kw)
         self.procs.append((name, p))
         return p
 

@@ -365,3 +365,66 @@ def test_worker_refuses_to_start_when_visibility_timeout_too_short(env):
     r = subprocess.run([sys.executable, "-m", "worker"], env=bad, cwd=str(REPO), capture_output=True, text=True,
                        timeout=60)
     assert r.returncode != 0 and "KIMI_VISIBILITY_TIMEOUT_S" in r.stderr
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(ppid, session id) of a process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            rest = f.read().rsplit(")", 1)[1].split()
+        return int(rest[1]), int(rest[3])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _stack_procs(up_pid: int) -> list[int]:
+    """Every process in the sessions of `up`'s children (redis, worker + vLLM engine, gunicorn)."""
+    pids = [int(d) for d in os.listdir("/proc") if d.isdigit()]
+    stats = {p: _stat(p) for p in pids}
+    sessions = {p for p, st in stats.items() if st and st[0] == up_pid}
+    return [p for p, st in stats.items() if st and st[1] in sessions]
+
+
+def test_kimi_asr_up_runs_the_stack_and_stops_cleanly(tiny_ckpt, tmp_path):
+    """`kimi-asr up` with no REDIS_URL and no keys: own redis, worker, API; SIGINT stops everything."""
+    import signal
+
+    import requests
+
+    from .conftest import free_port
+    data = tmp_path / "updata"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KIMI_") and k != "REDIS_URL"}
+    env.update({"KIMI_WORKER_CONCURRENCY": "2", "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
+                "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")})
+    log = open(tmp_path / "up.log", "wb")
+    p = subprocess.Popen([sys.executable, "-m", "kimi_model.cli", "up", "--port", str(port), "--data-dir", str(data),
+                          "--model", str(tiny_ckpt.model_dir), "--speech-tokenizer", str(tiny_ckpt.speech_tokenizer_dir)],
+                         env=env, cwd=str(REPO), stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: "kimi-asr is up" in (tmp_path / "up.log").read_text(errors="replace") or p.poll() is not None,
+                 300, 0.5, what="kimi-asr up")
+        assert p.poll() is None, (tmp_path / "up.log").read_text(errors="replace")[-3000:]
+        key = (data / "api_key").read_text().strip()
+        assert key in (tmp_path / "up.log").read_text(errors="replace")       # the generated key is printed
+        url = f"http://127.0.0.1:{port}"
+        r = requests.post(f"{url}/v1/jobs", headers={"Authorization": f"Bearer {key}"},
+                          files={"file": ("a.wav", wav(1.0))}, data={"max_tokens": "8"}, timeout=30)
+        assert r.status_code == 202, r.text
+        jid = r.json()["id"]
+        j = wait_for(lambda: (lambda x: x if x["status"] == "completed" else None)(
+            requests.get(f"{url}/v1/jobs/{jid}", headers={"Authorization": f"Bearer {key}"}, timeout=10).json()),
+            60, 0.2, what="job on the up stack")
+        assert (data / "storage" / "transcripts" / f"{jid}.json").is_file() and j["progress"] == 1.0
+        assert (data / "redis" / "appendonlydir").is_dir()                   # its own redis, AOF on
+        stack = _stack_procs(p.pid)
+        assert len(stack) >= 5, stack                    # redis, worker, engine core, gunicorn master + worker
+        p.send_signal(signal.SIGINT)
+        assert p.wait(120) == 0
+        wait_for(lambda: not [q for q in stack if _stat(q)], 30, 0.5, what="all children to exit")
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/healthz", timeout=2)
+    finally:
+        if p.poll() is None:
+            p.kill()
+        log.close()
