@@ -49,7 +49,22 @@ def register() -> None:
 
     ModelRegistry.register_model(ARCHITECTURE, MODEL_CLASS_FQN)
     install_config_parser()
+    _install_serve_tokenizer()
     _registered = True
+
+
+def _install_serve_tokenizer() -> None:
+    """`vllm serve` picks tokenizer_mode "kimi_audio" for this architecture; point it at
+    our subclass with the reference's detokenization (only matters for served text)."""
+    try:
+        from vllm.tokenizers.registry import TokenizerRegistry
+    except ImportError:  # older vLLM without the tokenizer registry: keep its default
+        return
+    if TokenizerRegistry.tokenizers.get("kimi_audio") != SERVE_TOKENIZER:
+        TokenizerRegistry.register("kimi_audio", *SERVE_TOKENIZER)
+
+
+SERVE_TOKENIZER = ("kimi_model.vllm_model", "KimiASRServeTokenizer")
 
 
 # --- config handling: the one version shim (vLLM 0.26 … 0.32) ------------------------

@@ -470,13 +470,103 @@ LOGITS_PROCESSOR_FQCN = f"{__name__}:KimiRepetitionPenaltyLogitsProcessor"
 
 
 # =====================================================================================
-# OpenAI transcription endpoint support (vllm serve)
+# OpenAI /v1/audio/transcriptions support (vllm serve)
 # =====================================================================================
+# The API-server process builds the faithful prompt itself: it runs our FrontEnd
+# (loaded once per process) on the decoded 16 kHz audio and hands vLLM the audio
+# stream as prompt ids plus the prompt tensors. The OpenAI `prompt` field is the
+# instruction (empty → DEFAULT_INSTRUCTION). Audio longer than one chunk
+# (KIMI_CHUNK_SECONDS, default 300 s) is rejected here; use the Transcriber / the job
+# service for long audio. Stops come from the config's eos_token_id (151667).
+
+_SERVE_FRONTENDS: dict[str, Any] = {}
+
+
+def _serve_frontend(model_dir: str) -> Any:
+    import os
+
+    from kimi_model.frontend import FrontEnd
+
+    fe = _SERVE_FRONTENDS.get(model_dir)
+    if fe is None:
+        fe = FrontEnd.load(model_dir, os.environ.get("KIMI_SPEECH_TOKENIZER_DIR") or None,
+                           device=os.environ.get("KIMI_FRONTEND_DEVICE", "auto"))
+        _SERVE_FRONTENDS[model_dir] = fe
+    return fe
+
+
+def _serve_chunk_seconds() -> int:
+    import os
+
+    return int(os.environ.get("KIMI_CHUNK_SECONDS", "300"))
 
 
 def _speech_to_text_config(model_config: Any, task_type: str) -> Any:
-    raise NotImplementedError
+    from vllm.config import SpeechToTextConfig
+
+    # No vLLM-side chunking (it would cut on energy with overlap, unlike the reference).
+    return SpeechToTextConfig(sample_rate=K.SAMPLE_RATE, max_audio_clip_s=_serve_chunk_seconds(),
+                              min_energy_split_window_size=None)
 
 
-def _transcription_prompt(*args: Any, **kwargs: Any) -> Any:
-    raise NotImplementedError
+def _transcription_prompt(stt_params: Any = None, *args: Any, **kwargs: Any) -> Any:
+    import numpy as np
+
+    if stt_params is None or not hasattr(stt_params, "audio"):
+        raise ValueError("Kimi-Audio transcription needs vLLM's SpeechToTextParams (vLLM ≥ 0.30)")
+    if getattr(stt_params, "task_type", "transcribe") != "transcribe":
+        raise ValueError("Kimi-Audio ASR supports task 'transcribe' only")
+    model_config = stt_params.model_config
+    audio = np.asarray(stt_params.audio, dtype=np.float32).reshape(-1)
+    if audio.size == 0:
+        raise ValueError("audio has no samples")
+    if audio.size > _serve_chunk_seconds() * K.SAMPLE_RATE:
+        raise ValueError(f"audio longer than {_serve_chunk_seconds()} s: use the Kimi transcription service")
+    instruction = (getattr(stt_params, "request_prompt", "") or "").strip() or K.DEFAULT_INSTRUCTION
+    (prompt,) = _serve_frontend(str(model_config.model)).build_prompts([audio], [instruction])
+    if len(prompt.audio_ids) >= model_config.max_model_len:
+        raise ValueError(f"prompt of {len(prompt.audio_ids)} positions does not fit max_model_len")
+    return {
+        "prompt_token_ids": list(prompt.audio_ids),
+        "multi_modal_data": {"audio": prompt_to_mm_data(prompt.audio_ids, prompt.text_ids,
+                                                        prompt.continuous_mask, prompt.whisper_features)},
+    }
+
+
+def _serve_tokenizer_base() -> type:
+    from vllm.tokenizers.kimi_audio import KimiAudioTokenizer
+
+    return KimiAudioTokenizer
+
+
+class KimiASRServeTokenizer(_serve_tokenizer_base()):  # type: ignore[misc]
+    """vLLM's kimi_audio tokenizer with the reference's detokenization (spec §6):
+    ids ≥ 152064 are dropped, special tokens are never skipped (a special id is its
+    literal name), and incremental decoding is byte-exact (tokens are carried as
+    latin-1 strings of their raw bytes, so split UTF-8 sequences are rejoined)."""
+
+    def _kimi_encoding(self) -> Any:
+        enc = getattr(self, "_kimi_enc", None)
+        if enc is None:
+            from kimi_model.text_tokenizer import KimiTextTokenizer
+
+            ranks = dict(self._tokenizer._mergeable_ranks)
+            enc = KimiTextTokenizer(ranks).encoding
+            self._kimi_enc = enc
+        return enc
+
+    def get_added_vocab(self) -> dict[str, int]:
+        return {}   # all ids go through convert_tokens_to_string (byte-exact)
+
+    def convert_ids_to_tokens(self, ids: Sequence[int], skip_special_tokens: bool = False) -> list[str]:
+        enc = self._kimi_encoding()
+        return [enc.decode_single_token_bytes(i).decode("latin-1") if 0 <= i < K.TEXT_VOCAB_SIZE else ""
+                for i in ids]
+
+    def convert_tokens_to_string(self, tokens: list[str]) -> str:
+        return b"".join(t.encode("latin-1") for t in tokens).decode("utf-8", errors="replace")
+
+    def decode(self, ids: Sequence[int] | int, skip_special_tokens: bool = False) -> str:
+        if isinstance(ids, int):
+            ids = [ids]
+        return self._kimi_encoding().decode([i for i in ids if 0 <= i < K.TEXT_VOCAB_SIZE])

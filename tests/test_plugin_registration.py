@@ -128,3 +128,19 @@ def test_engine_config_resolves_without_trust_remote_code(tiny_ckpt):
     assert vc.model_config.architecture == plugin.ARCHITECTURE
     assert vc.model_config._model_info.supports_multimodal
     assert vc.model_config.hf_config.model_type == plugin.MODEL_TYPE
+
+
+def test_serve_tokenizer_registered_and_faithful(tiny_ckpt, golden_case):
+    from vllm.tokenizers.registry import TokenizerRegistry
+
+    from kimi_model.vllm_model import KimiASRServeTokenizer
+
+    assert TokenizerRegistry.tokenizers["kimi_audio"] == plugin.SERVE_TOKENIZER
+    tok = TokenizerRegistry.load_tokenizer("kimi_audio", str(tiny_ckpt.model_dir))
+    assert isinstance(tok, KimiASRServeTokenizer)
+    ids = golden_case["generated_text_ids"]
+    assert tok.decode(ids, skip_special_tokens=True) == golden_case["detokenized_text"]
+    # incremental, token by token, as vLLM's detokenizer does it
+    tokens = tok.convert_ids_to_tokens(ids)
+    assert tok.convert_tokens_to_string(tokens) == golden_case["detokenized_text"]
+    assert tok.decode([151666, 151667]) == "<|im_kimia_text_blank|><|im_kimia_text_eos|>"
