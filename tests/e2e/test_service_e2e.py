@@ -335,7 +335,12 @@ def test_worker_sigkilled_mid_job_restarted_job_completes_once(worker, alice, st
     assert j["status"] == "completed" and j["attempts"] == 2, j
     wait_for(lambda: rec.requests, 30, what="webhook")
     # the dead worker's unacked message comes back after the visibility timeout: a no-op
-    wait_for(lambda: store.r.hlen("unacked") == 0, 90, 1.0, what="redelivery of the killed worker's message")
+    def ours_unacked():
+        return [v for v in store.r.hvals("unacked") if jid in v]
+    try:
+        wait_for(lambda: not ours_unacked(), 150, 1.0, what="redelivery of the killed worker's message")
+    except AssertionError as e:
+        raise AssertionError(f"{e}; still unacked: {ours_unacked()}; job: {store.get_job(jid)}") from None
     time.sleep(2)
     j = alice.get(f"/v1/jobs/{jid}").json()
     assert j["status"] == "completed" and j["attempts"] == 2
