@@ -5,7 +5,8 @@ Layout (prefix ``kimi:``)::
     job:<id>             hash  - the job (status, timestamps, options, error, ...)
     job:<id>:wh          list  - webhook attempts (JSON), oldest first
     lease:<id>           str   - claim token of the worker processing it (TTL = lease)
-    processing           set   - ids in status processing (the janitor checks their leases)
+    processing           set   - ids in status processing (the janitor checks their leases
+                                 and their workers' heartbeats)
     tenant:<t>:jobs      zset  - a tenant's job ids (score 0, ids sort by creation time)
     tenant:<t>:batches   zset  - same for batches
     batch:<id>           hash  - batch; batch:<id>:jobs list of its job ids
@@ -61,15 +62,22 @@ if st == 'queued' then
   redis.call('HINCRBY', KEYS[4], 'processing', 1)
 end
 if not redis.call('HGET', KEYS[1], 'started_at') then redis.call('HSET', KEYS[1], 'started_at', ARGV[2]) end
-redis.call('HSET', KEYS[1], 'status', 'processing', 'worker', ARGV[4], 'progress', '0')
+redis.call('HSET', KEYS[1], 'status', 'processing', 'worker', ARGV[4], 'progress', '0', 'lease_token', ARGV[1])
 redis.call('HINCRBY', KEYS[1], 'attempts', 1)
 redis.call('SADD', KEYS[3], ARGV[5])
 return 'claimed'
 """
 
+# KEYS: lease, job ; ARGV: token, lease_ms. A lease that lapsed (a late renewal on a busy
+# host) is taken back if nobody claimed the job since: the job hash remembers the last token.
 _RENEW = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+if holder then return 0 end
+if redis.call('HGET', KEYS[2], 'status') ~= 'processing' then return 0 end
+if redis.call('HGET', KEYS[2], 'lease_token') ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 
 # KEYS: job, lease, processing, stats, expiry, batch ('' if none), done list
@@ -268,7 +276,7 @@ class JobStore:
                            args=[token, repr(time.time()), int(self.s.lease_s * 1000), worker, job_id])
 
     def renew(self, job_id: str, token: str) -> bool:
-        return bool(self._renew(keys=[self.lease_key(job_id)], args=[token, int(self.s.lease_s * 1000)]))
+        return bool(self._renew(keys=[self.lease_key(job_id), self.jk(job_id)], args=[token, int(self.s.lease_s * 1000)]))
 
     def set_progress(self, job_id: str, progress: float) -> None:
         self.r.hset(self.jk(job_id), "progress", f"{max(0.0, min(1.0, progress)):.3f}")
@@ -398,17 +406,26 @@ class JobStore:
 
     # --- janitor / liveness -------------------------------------------------------
     def orphaned_jobs(self) -> list[str]:
-        """Jobs in processing whose lease lapsed (their worker died)."""
+        """Jobs in processing whose lease lapsed *and* whose worker's heartbeat is gone.
+
+        A lapsed lease alone is not proof of death: a busy host can renew late, and the
+        worker takes its lease back (``renew``). Stealing such a job would run it twice.
+        A job whose live worker somehow dropped it still comes back through the broker's
+        visibility timeout (``claim`` accepts a lapsed lease).
+        """
         ids = list(self.r.smembers(f"{P}processing"))
         if not ids:
             return []
         with self.r.pipeline() as p:
             for i in ids:
                 p.exists(self.lease_key(i))
-            alive = p.execute()
+                p.hget(self.jk(i), "worker")
+            rows = p.execute()
         out = []
-        for i, a in zip(ids, alive):
-            if not a and self.r.set(f"{P}requeue:{i}", "1", nx=True, ex=max(1, int(self.s.lease_s))):
+        for i, alive, worker in zip(ids, rows[0::2], rows[1::2]):
+            if alive or (worker and self.r.exists(f"{P}worker:{worker}")):
+                continue
+            if self.r.set(f"{P}requeue:{i}", "1", nx=True, ex=max(1, int(self.s.lease_s))):
                 out.append(i)
         return out
 

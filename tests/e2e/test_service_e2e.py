@@ -349,11 +349,13 @@ def test_worker_sigkilled_mid_job_restarted_job_completes_once(worker, alice, st
     assert len(alice.get(f"/v1/jobs/{jid}/transcript", params={"format": "verbose_json"}).json()["segments"]) >= 1
 
 
-def test_two_workers_share_the_queues(worker, alice, store):
+def test_two_workers_share_the_queues(worker, alice, store, s3):
     workers = worker
     workers.ensure("w2")
     before = store.stats().get("completed_total", 0)
-    items = [{"s3_uri": f"s3://{INPUT_BUCKET}/bulk50/f{i:02d}.wav"} for i in range(16)]
+    for i in range(16):
+        s3.put_object(Bucket=INPUT_BUCKET, Key=f"two/f{i:02d}.wav", Body=wav(2.0, 200 + 7 * i, seed=400 + i))
+    items = [{"s3_uri": f"s3://{INPUT_BUCKET}/two/f{i:02d}.wav"} for i in range(16)]
     b = alice.post("/v1/batches", json={"items": items, "max_tokens": 48, "ignore_eos": True}).json()
     done = wait_for(lambda: (lambda x: x if x["status"] == "completed" else None)(
         alice.get(f"/v1/batches/{b['id']}", params={"limit": 100}).json()), 300, 0.5, what="batch on two workers")

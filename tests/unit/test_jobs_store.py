@@ -26,17 +26,31 @@ def test_claim_finish_exactly_once(tmp_path):
     assert int(h.store.get_job(jid)["attempts"]) == 1
 
 
-def test_lapsed_lease_is_reclaimed_and_janitor_requeues(tmp_path):
+def test_lapsed_lease_of_a_dead_worker_is_requeued_and_reclaimed(tmp_path):
     h = Harness(tmp_path, lease_s=0.2)
     jid = _job(h)
     assert h.store.claim(jid, "dead", "w1") == "claimed"
-    time.sleep(0.3)
+    time.sleep(0.3)                                               # w1 never sent a heartbeat
     assert h.store.orphaned_jobs() == [jid]
     assert h.store.orphaned_jobs() == []                          # requeue gate: once per lease period
     assert h.store.claim(jid, "new", "w2") == "claimed"
+    assert not h.store.renew(jid, "dead")                         # the old token cannot come back
     assert h.store.finish(jid, "dead", "completed", {}) == 0      # the dead worker's token lost
     assert h.store.finish(jid, "new", "completed", {}) == 1
     assert int(h.store.get_job(jid)["attempts"]) == 2
+
+
+def test_late_renewal_by_a_live_worker_keeps_its_job(tmp_path):
+    h = Harness(tmp_path, lease_s=0.2)
+    jid = _job(h)
+    h.store.heartbeat("w1", 30)
+    assert h.store.claim(jid, "slow", "w1") == "claimed"
+    time.sleep(0.3)                                               # renewal came late: lease lapsed
+    assert h.store.orphaned_jobs() == []                          # but w1 is alive: not stolen
+    assert h.store.renew(jid, "slow")                             # and w1 takes its lease back
+    assert h.store.claim(jid, "dup", "w2") == "busy"              # a redelivered copy is a no-op
+    assert h.store.finish(jid, "slow", "completed", {}) == 1
+    assert int(h.store.get_job(jid)["attempts"]) == 1
 
 
 def test_release_and_cancel(tmp_path):
