@@ -562,7 +562,14 @@ class BlockingTranscriber:
         if self._closed:
             coro.close()
             raise KimiError("transcriber is closed")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except BaseException:
+            # timeout or an interrupted caller: cancel the task, which aborts its vLLM
+            # requests, so a timed-out job stops using the engine
+            fut.cancel()
+            raise
 
     def start(self) -> None:
         self._call(self._inner.start())

@@ -81,7 +81,7 @@ SETTINGS_DOC: list[tuple[str, str, object, object, str]] = [
      "the task time limit and the largest webhook retry delay; the worker refuses to start otherwise."),
     ("lease_s", "KIMI_LEASE_S", float, 60.0,
      "A processing job's claim lease, renewed every lease/3 by its worker; a job whose lease expired "
-     "(worker died) is re-queued by the janitor of any live worker."),
+     "and whose worker stopped its heartbeat (worker died) is re-queued by the janitor of any live worker."),
     ("worker_concurrency", "KIMI_WORKER_CONCURRENCY", int, 8,
      "Jobs one worker process runs at once (Celery threads pool over one shared Transcriber)."),
     ("worker_queues", "KIMI_WORKER_QUEUES", _strs, ("interactive", "webhooks", "bulk"),

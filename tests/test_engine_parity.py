@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -249,3 +250,14 @@ def test_bad_requests_are_typed_and_engine_survives(engine, golden_case, prompts
     t.join()
     assert good == [golden_case["generated_text_ids"]]
     assert engine.generate_prompt(prompts[1], opts()) == reference_ids[1]
+
+
+def test_timed_out_request_is_aborted_and_engine_keeps_serving(engine, golden_case):  # noqa: F811
+    with pytest.raises(TimeoutError):
+        engine.transcribe(golden_case["audio_path"], opts(max_tokens=4000, ignore_eos=True), timeout=1.0)
+    llm = engine._inner._llm
+    deadline = time.monotonic() + 20
+    while llm.output_processor.has_unfinished_requests() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not llm.output_processor.has_unfinished_requests(), "the timed-out request still runs in vLLM"
+    assert engine.transcribe(golden_case["audio_path"], opts(max_tokens=24)).token_ids == golden_case["generated_text_ids"]

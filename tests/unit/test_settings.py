@@ -49,3 +49,10 @@ def test_docs_list_every_setting():
     doc = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
     for _name, var, _p, _d, _doc in SETTINGS_DOC:
         assert f"`{var}`" in doc, f"{var} missing from docs/service.md"
+
+
+def test_docs_settings_table_is_the_generated_one():
+    from pathlib import Path
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "service.md").read_text()
+    assert settings_table_markdown().strip() in doc, \
+        "regenerate the table in docs/service.md from service.settings.settings_table_markdown()"
