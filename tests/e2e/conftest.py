@@ -14,13 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import soundfile as sf
+from webhook_receiver import Receiver
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_A, KEY_B = "e2e-key-alice", "e2e-key-bob"
@@ -257,37 +257,6 @@ def alice(api_url):
 @pytest.fixture(scope="session")
 def bob(api_url):
     return Client(api_url, KEY_B)
-
-
-class Receiver:
-    """Webhook receiver on 127.0.0.1; answers 500 to the first `fail_first` requests."""
-
-    def __init__(self, fail_first: int = 0):
-        self.requests: list[tuple[dict, bytes, int]] = []
-        self.fail_first = fail_first
-        self.lock = threading.Lock()
-        rec = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                with rec.lock:
-                    code = 500 if len(rec.requests) < rec.fail_first else 200
-                    rec.requests.append(({k.lower(): v for k, v in self.headers.items()}, body, code))
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture

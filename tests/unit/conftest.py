@@ -8,7 +8,6 @@ import io
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import fakeredis
 import numpy as np
@@ -18,6 +17,7 @@ import soundfile as sf
 from service.jobs import JobStore
 from service.settings import Settings
 from service.storage import LocalStorage
+from webhook_receiver import Receiver
 
 KEY_A, KEY_B = "key-alice", "key-bob"
 AUTH_A = {"Authorization": f"Bearer {KEY_A}"}
@@ -131,35 +131,6 @@ class Harness:
 @pytest.fixture
 def h(tmp_path):
     return Harness(tmp_path)
-
-
-class Receiver:
-    """Local webhook receiver; fails the first `fail_first` requests with 500."""
-
-    def __init__(self, fail_first: int = 0):
-        self.requests: list[tuple[dict, bytes, int]] = []
-        self.fail_first = fail_first
-        rec = self
-
-        class H(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                code = 500 if len(rec.requests) < rec.fail_first else 200
-                rec.requests.append((dict(self.headers), body, code))
-                self.send_response(code)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *a):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture
