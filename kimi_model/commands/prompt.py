@@ -10,17 +10,13 @@ import argparse
 import json
 import sys
 
-from kimi_model.constants import DEFAULT_INSTRUCTION
+from kimi_model.commands import add_prompt_args
 from kimi_model.errors import KimiError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("prompt", help="print the Kimi-Audio ASR prompt for an audio file as JSON")
-    p.add_argument("--model", required=True, help="Kimi-Audio checkpoint directory")
-    p.add_argument("--speech-tokenizer", default=None,
-                   help="GLM-4-Voice tokenizer directory (default: MODEL/glm-4-voice-tokenizer)")
-    p.add_argument("--instruction", default=DEFAULT_INSTRUCTION,
-                   help='instruction text; "" for no instruction message (default: %(default)r)')
+    add_prompt_args(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("file", help="audio file (WAV, FLAC, OGG, MP3; any rate, any channels)")
     p.set_defaults(func=run)

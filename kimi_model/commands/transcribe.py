@@ -21,16 +21,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from kimi_model.constants import DEFAULT_INSTRUCTION, MAX_POSITIONS
+from kimi_model.commands import add_prompt_args
+from kimi_model.constants import MAX_POSITIONS
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("transcribe", help="transcribe audio files with Kimi-Audio on vLLM")
-    p.add_argument("--model", required=True, help="Kimi-Audio checkpoint directory")
-    p.add_argument("--speech-tokenizer", default=None,
-                   help="GLM-4-Voice tokenizer directory (default: MODEL/glm-4-voice-tokenizer)")
-    p.add_argument("--instruction", default=DEFAULT_INSTRUCTION,
-                   help='instruction text; "" for no instruction message (default: %(default)r)')
+    add_prompt_args(p)
     p.add_argument("--max-tokens", type=int, default=None,
                    help="max text tokens per chunk (default: reference 7500 − prompt length)")
     p.add_argument("--repetition-penalty", type=float, default=1.0,

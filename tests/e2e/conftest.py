@@ -13,14 +13,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 import soundfile as sf
-from webhook_receiver import Receiver
+from helpers import Receiver, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 KEY_A, KEY_B = "e2e-key-alice", "e2e-key-bob"
@@ -31,16 +30,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_for(pred, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def wav(seconds: float, freq: float = 300.0, sr: int = 16000, seed: int = 0) -> bytes:

@@ -16,7 +16,9 @@ import time
 
 import pytest
 
-from .conftest import INPUT_BUCKET, KEY_A, REPO, wait_for, wav
+from helpers import wait_for
+
+from .conftest import INPUT_BUCKET, KEY_A, REPO, wav
 
 pytestmark = pytest.mark.e2e
 

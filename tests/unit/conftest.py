@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import threading
-import time
 from dataclasses import dataclass, field
 
 import fakeredis
@@ -17,7 +16,7 @@ import soundfile as sf
 from service.jobs import JobStore
 from service.settings import Settings
 from service.storage import LocalStorage
-from webhook_receiver import Receiver
+from helpers import Receiver
 
 KEY_A, KEY_B = "key-alice", "key-bob"
 AUTH_A = {"Authorization": f"Bearer {KEY_A}"}
@@ -140,11 +139,3 @@ def receiver():
     r.close()
 
 
-def wait_for(pred, timeout=5.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")

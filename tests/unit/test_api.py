@@ -2,7 +2,9 @@ import io
 import json
 import threading
 
-from .conftest import AUTH_A, AUTH_B, Harness, Receiver, wait_for, wav_bytes
+from helpers import Receiver, wait_for
+
+from .conftest import AUTH_A, AUTH_B, Harness, wav_bytes
 
 
 def upload(h, data=None, auth=AUTH_A, headers=None, **form):

@@ -1,8 +1,21 @@
-"""A local webhook receiver over real HTTP, shared by the unit and end-to-end tests."""
+"""Test helpers shared by the unit and end-to-end tests: polling, a webhook receiver."""
 from __future__ import annotations
 
 import threading
+import time
+from typing import Any, Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def wait_for(pred: Callable[[], Any], timeout: float = 5.0, interval: float = 0.05, what: str = "condition") -> Any:
+    """Poll until `pred()` is truthy and return it; fail the test after `timeout` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 class Receiver:
