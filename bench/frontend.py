@@ -25,28 +25,12 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench.common import real_shape_frontend, tiny_dirs  # noqa: E402
 from kimi_model.audio_io import load_audio  # noqa: E402
 from kimi_model.constants import DEFAULT_INSTRUCTION, SAMPLE_RATE  # noqa: E402
-from kimi_model.encoders import EncoderConfig, GLMSpeechTokenizer, WhisperEncoder  # noqa: E402
 from kimi_model.frontend import FrontEnd, pick_device  # noqa: E402
-from kimi_model.text_tokenizer import KimiTextTokenizer  # noqa: E402
 
 GOLDEN_AUDIO = Path(os.environ.get("KIMI_GOLDEN_DIR", REPO_ROOT.parent / "shared" / "golden")) / "audio" / "a_asr_example.wav"
-
-
-def tiny_dirs() -> tuple[Path, Path]:
-    from kimi_model.tiny import ensure_tiny_checkpoint
-    ckpt = ensure_tiny_checkpoint(os.environ.get("KIMI_TINY_DIR", REPO_ROOT / ".tiny"))
-    return Path(ckpt.model_dir), Path(ckpt.speech_tokenizer_dir)
-
-
-def real_shape_front(device: torch.device, max_batch: int, tokenizer_dir: Path) -> FrontEnd:
-    torch.manual_seed(0)
-    whisper = WhisperEncoder(EncoderConfig(d_model=1280, heads=20, ffn=5120, layers=32))
-    glm = GLMSpeechTokenizer(EncoderConfig(d_model=1280, heads=20, ffn=5120, layers=16, causal_conv=True,
-                                           block_size=200, final_norm=False), codebook_size=16_384)
-    tok = KimiTextTokenizer.from_model_dir(tokenizer_dir)
-    return FrontEnd(tok, glm, whisper, device, max_batch)
 
 
 def clip(seconds: float) -> np.ndarray:
@@ -82,7 +66,7 @@ def main() -> int:
     torch.set_grad_enabled(False)
     for b in sizes:
         if args.real_shapes:
-            front = real_shape_front(device, b, tok_dir)
+            front = real_shape_frontend(device, b, tok_dir)
         elif args.model:
             front = FrontEnd.load(args.model, args.speech_tokenizer, device=device, max_batch=b)
         else:

@@ -153,18 +153,29 @@ class ReferenceLM:
         config = json.loads((Path(model_dir) / "config.json").read_text())
         return cls(config, load_checkpoint_tensors(model_dir, dtype), dtype)
 
+    def to(self, device: str | torch.device) -> "ReferenceLM":
+        """Move every tensor (weights, RoPE tables) to ``device``: the reference_loop
+        benchmark runs on the GPU too."""
+        move = lambda t: t.to(device)  # noqa: E731
+        self.embed, self.norm, self.lm_head = move(self.embed), move(self.norm), move(self.lm_head)
+        self.adaptor = tuple(move(t) for t in self.adaptor)
+        self.layers = [_Layer(*(move(getattr(layer, f)) for f in _Layer.__dataclass_fields__)) for layer in self.layers]
+        self.cos, self.sin = move(self.cos), move(self.sin)
+        return self
+
     # --- embeddings (§5.2, §5.5) ---------------------------------------------------
     def adaptor_forward(self, features: torch.Tensor) -> torch.Tensor:
         w0, b0, w3, b3, ln_w, ln_b = self.adaptor
-        h = F.linear(features.to(self.dtype), w0, b0)
+        h = F.linear(features.to(device=w0.device, dtype=self.dtype), w0, b0)
         h = F.silu(h)
         h = F.linear(h, w3, b3)
         return F.layer_norm(h, (h.shape[-1],), ln_w, ln_b, eps=self.eps)
 
     def embed_prompt(self, prompt: PromptLike) -> torch.Tensor:
-        audio_ids = torch.as_tensor(list(prompt.audio_ids), dtype=torch.long)
-        text_ids = torch.as_tensor(list(prompt.text_ids), dtype=torch.long)
-        mask = torch.as_tensor(list(prompt.continuous_mask), dtype=torch.bool)
+        dev = self.embed.device
+        audio_ids = torch.as_tensor(list(prompt.audio_ids), dtype=torch.long, device=dev)
+        text_ids = torch.as_tensor(list(prompt.text_ids), dtype=torch.long, device=dev)
+        mask = torch.as_tensor(list(prompt.continuous_mask), dtype=torch.bool, device=dev)
         if not (len(audio_ids) == len(text_ids) == len(mask)):
             raise ValueError("audio_ids, text_ids and continuous_mask must have the same length")
         feats = prompt.whisper_features
@@ -174,7 +185,7 @@ class ReferenceLM:
             raise ValueError(f"continuous mask has {int(mask.sum())} positions but {feats.shape[0]} feature rows")
         x = self.embed[audio_ids].clone()
         if feats.shape[0]:
-            sqrt2 = torch.tensor(K.SQRT2_BF16, dtype=self.dtype)
+            sqrt2 = torch.tensor(K.SQRT2_BF16, dtype=self.dtype, device=dev)
             x[mask] = (x[mask] + self.adaptor_forward(feats)) * sqrt2
         if int(text_ids.sum()) != 0:
             x = x + self.embed[text_ids]
@@ -209,8 +220,8 @@ class ReferenceLM:
             S = k_all.shape[1]
             scores = torch.matmul(q.transpose(0, 1).float(), k_all.transpose(1, 2).float()) / math.sqrt(self.head_dim)
             # causal: query t (absolute start+t) sees keys ≤ start+t
-            qpos = torch.arange(start, start + T)[:, None]
-            kpos = torch.arange(S)[None, :]
+            qpos = torch.arange(start, start + T, device=x.device)[:, None]
+            kpos = torch.arange(S, device=x.device)[None, :]
             scores = scores.masked_fill(kpos > qpos, float("-inf"))
             probs = torch.softmax(scores, dim=-1).to(self.dtype)
             attn = torch.matmul(probs, v_all).transpose(0, 1).reshape(T, self.n_heads * self.head_dim)
