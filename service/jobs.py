@@ -12,6 +12,7 @@ Layout (prefix ``kimi:``)::
     batch:<id>           hash  - batch; batch:<id>:jobs list of its job ids
     idem:<t>:<sha>       str   - Idempotency-Key -> job id
     expiry               zset  - id -> unix time when the janitor deletes it (retention)
+    outbox               zset  - id -> creation time, until the broker has its message
     stats                hash  - jobs per current status + processed totals (metrics)
     done:<id>            list  - pushed once when a job ends (wakes synchronous waiters)
     worker:<name>        str   - worker liveness (TTL)
@@ -213,7 +214,16 @@ class JobStore:
             p.hset(self.jk(job["id"]), mapping=job)
             p.zadd(f"{P}tenant:{job['tenant']}:jobs", {job["id"]: 0})
             p.hincrby(f"{P}stats", "queued", 1)
+            p.zadd(f"{P}outbox", {job["id"]: float(job["created_at"])})
             p.execute()
+
+    def mark_enqueued(self, job_id: str) -> bool:
+        """The broker has the job's message. True for the one caller that took it off the outbox."""
+        return bool(self.r.zrem(f"{P}outbox", job_id))
+
+    def unenqueued(self, older_than_s: float, limit: int = 500) -> list[str]:
+        """Jobs created more than `older_than_s` ago whose enqueue was never confirmed."""
+        return self.r.zrangebyscore(f"{P}outbox", "-inf", time.time() - older_than_s, start=0, num=limit)
 
     def get_job(self, job_id: str) -> dict | None:
         if not isinstance(job_id, str) or len(job_id) > 64:
@@ -438,6 +448,7 @@ class JobStore:
         with self.r.pipeline() as p:
             p.delete(self.jk(job_id), f"{self.jk(job_id)}:wh")
             p.zrem(f"{P}expiry", job_id)
+            p.zrem(f"{P}outbox", job_id)
             if job:
                 p.zrem(f"{P}tenant:{job['tenant']}:jobs", job_id)
                 if job.get("status") in STATUSES:

@@ -82,6 +82,9 @@ SETTINGS_DOC: list[tuple[str, str, object, object, str]] = [
     ("lease_s", "KIMI_LEASE_S", float, 60.0,
      "A processing job's claim lease, renewed every lease/3 by its worker; a job whose lease expired "
      "and whose worker stopped its heartbeat (worker died) is re-queued by the janitor of any live worker."),
+    ("enqueue_grace_s", "KIMI_ENQUEUE_GRACE_S", float, 60.0,
+     "A job created but not handed to the broker within this time (the API process died in "
+     "between) is enqueued by the janitor of any live worker."),
     ("worker_concurrency", "KIMI_WORKER_CONCURRENCY", int, 8,
      "Jobs one worker process runs at once (Celery threads pool over one shared Transcriber)."),
     ("worker_queues", "KIMI_WORKER_QUEUES", _strs, ("interactive", "webhooks", "bulk"),
@@ -131,6 +134,7 @@ class Settings:
     task_time_limit_s: float = 3600.0
     visibility_timeout_s: float = 7200.0
     lease_s: float = 60.0
+    enqueue_grace_s: float = 60.0
     worker_concurrency: int = 8
     worker_queues: tuple[str, ...] = ("interactive", "webhooks", "bulk")
     task_max_retries: int = 5

@@ -326,6 +326,13 @@ def deliver_webhook(d: Deps, key: str, attempt: int) -> str:
 # --- janitor --------------------------------------------------------------------------
 
 def janitor_tick(d: Deps) -> None:
+    for job_id in d.store.unenqueued(d.settings.enqueue_grace_s):
+        if not d.store.mark_enqueued(job_id):
+            continue                                   # another janitor took it
+        job = d.store.get_job(job_id) or {}
+        if job.get("status") == "queued":
+            log.warning("enqueueing job the API never handed to the broker", extra={"job_id": job_id})
+            enqueue_job(d.send, job_id, job.get("priority", "interactive"))
     for job_id in d.store.orphaned_jobs():
         job = d.store.get_job(job_id) or {}
         log.warning("re-queueing job whose worker died", extra={"job_id": job_id, "worker": job.get("worker")})

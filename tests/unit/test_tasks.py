@@ -45,3 +45,22 @@ def test_priority_passed_to_engine(h):
     upload(h)
     h.drain()
     assert sorted(c[2] for c in h.transcriber.calls) == [0, 1]
+
+
+def test_job_the_api_never_enqueued_is_enqueued_by_the_janitor(tmp_path):
+    from worker.tasks import janitor_tick
+
+    from .conftest import Harness
+    h = Harness(tmp_path, enqueue_grace_s=0.0)
+    jid = upload(h).get_json()["id"]
+    assert h.store.unenqueued(0.0) == []                          # the API's enqueue was confirmed
+    h.drain()
+    # the API process died between writing the job and sending its message:
+    h.store.create_job({"id": "job_orphan", "tenant": h.store.get_job(jid)["tenant"], "source": "upload",
+                        "audio_key": h.store.get_job(jid)["audio_key"], "options": {}})
+    janitor_tick(h.deps)
+    assert [s[:3] for s in h.sent] == [("kimi.transcribe", ["job_orphan"], "interactive")]
+    janitor_tick(h.deps)
+    assert len(h.sent) == 1                                        # enqueued once, not every tick
+    h.drain()
+    assert h.store.get_job("job_orphan")["status"] == "completed"
