@@ -145,13 +145,27 @@ end
 return st
 """
 
-# Webhook attempt claim on a job or batch hash. KEYS: hash ; ARGV: attempt number n
+# Webhook attempt claim on a job or batch hash. KEYS: hash, its attempts list ;
+# ARGV: attempt n, now, stale_s. 'claimed': send attempt n. 'resume': attempt n was sent and
+# recorded as failed but its worker died before scheduling n+1 (a redelivered message):
+# schedule n+1. 'skip': anything else (done, out of order, or another worker is sending it).
+# An attempt claimed more than stale_s ago and never recorded (its worker died mid-POST) is
+# claimed again: at-least-once, and receivers dedupe on the unchanged webhook-id.
 _WH_CLAIM = """
-if redis.call('HGET', KEYS[1], 'wh_status') ~= 'pending' then return 0 end
+if redis.call('HGET', KEYS[1], 'wh_status') ~= 'pending' then return 'skip' end
+local n = tonumber(ARGV[1])
 local last = tonumber(redis.call('HGET', KEYS[1], 'wh_claimed') or '0')
-if last ~= tonumber(ARGV[1]) - 1 then return 0 end
-redis.call('HSET', KEYS[1], 'wh_claimed', ARGV[1])
-return 1
+local claim = false
+if last == n - 1 then
+  claim = true
+elseif last == n then
+  if redis.call('LLEN', KEYS[2]) >= n then return 'resume' end
+  local at = tonumber(redis.call('HGET', KEYS[1], 'wh_claimed_at') or '0')
+  claim = tonumber(ARGV[2]) - at > tonumber(ARGV[3])
+end
+if not claim then return 'skip' end
+redis.call('HSET', KEYS[1], 'wh_claimed', ARGV[1], 'wh_claimed_at', ARGV[2])
+return 'claimed'
 """
 
 # attach an uploaded job to an open batch. KEYS: batch, batch jobs ; ARGV: job id, tenant
@@ -360,8 +374,10 @@ class JobStore:
     def webhook_prepare(self, key: str, msg_id: str, body: str) -> None:
         self.r.hset(key, mapping={"wh_status": "pending", "wh_id": msg_id, "wh_body": body, "wh_claimed": "0"})
 
-    def webhook_claim(self, key: str, attempt: int) -> bool:
-        return bool(self._wh_claim(keys=[key], args=[attempt]))
+    def webhook_claim(self, key: str, attempt: int) -> str:
+        """'claimed' | 'resume' | 'skip' (see _WH_CLAIM)."""
+        stale_s = 3 * self.s.webhook_timeout_s + 30
+        return self._wh_claim(keys=[key, f"{key}:wh"], args=[attempt, repr(time.time()), stale_s])
 
     def webhook_record(self, key: str, attempt: dict, final_status: str | None) -> None:
         with self.r.pipeline() as p:

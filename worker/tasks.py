@@ -297,7 +297,11 @@ def start_webhook(d: Deps, key: str, msg_id: str, event: str, data: dict) -> Non
 
 
 def deliver_webhook(d: Deps, key: str, attempt: int) -> str:
-    if not d.store.webhook_claim(key, attempt):
+    claim = d.store.webhook_claim(key, attempt)
+    if claim == "resume":
+        d.send("kimi.webhook", [key, attempt + 1], "webhooks", d.settings.webhook_schedule_s[attempt])
+        return "retry"
+    if claim != "claimed":
         return "skip"
     h = d.store.r.hgetall(key)
     secret = d.settings.webhook_secret_for_tenant(h.get("tenant", ""))

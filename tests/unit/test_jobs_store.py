@@ -85,12 +85,25 @@ def test_webhook_attempt_claimed_once(tmp_path):
     jid = _job(h, webhook_url="http://x")
     key = h.store.jk(jid)
     h.store.webhook_prepare(key, "msg", "{}")
-    assert h.store.webhook_claim(key, 1)
-    assert not h.store.webhook_claim(key, 1)      # redelivered attempt 1
-    assert not h.store.webhook_claim(key, 3)      # out of order
-    assert h.store.webhook_claim(key, 2)
+    assert h.store.webhook_claim(key, 1) == "claimed"
+    assert h.store.webhook_claim(key, 1) == "skip"       # redelivered while attempt 1 is in flight
+    assert h.store.webhook_claim(key, 3) == "skip"       # out of order
+    h.store.webhook_record(key, {"attempt": 1, "success": False}, None)
+    assert h.store.webhook_claim(key, 1) == "resume"     # recorded, but its worker died before scheduling 2
+    assert h.store.webhook_claim(key, 2) == "claimed"
     h.store.webhook_record(key, {"attempt": 2, "success": True}, "delivered")
-    assert not h.store.webhook_claim(key, 3)
+    assert h.store.webhook_claim(key, 3) == "skip"
+    assert h.store.webhook_claim(key, 2) == "skip"
+
+
+def test_webhook_attempt_of_a_dead_worker_is_sent_again(tmp_path):
+    h = Harness(tmp_path, webhook_timeout_s=0.01)
+    jid = _job(h, webhook_url="http://x")
+    key = h.store.jk(jid)
+    h.store.webhook_prepare(key, "msg", "{}")
+    assert h.store.webhook_claim(key, 1) == "claimed"    # the worker dies mid-POST: nothing recorded
+    h.redis.hset(key, "wh_claimed_at", repr(time.time() - 31))
+    assert h.store.webhook_claim(key, 1) == "claimed"    # the redelivered message sends it again
 
 
 def test_list_pagination_and_status_filter(tmp_path):

@@ -64,3 +64,15 @@ def test_job_the_api_never_enqueued_is_enqueued_by_the_janitor(tmp_path):
     assert len(h.sent) == 1                                        # enqueued once, not every tick
     h.drain()
     assert h.store.get_job("job_orphan")["status"] == "completed"
+
+
+def test_redelivered_webhook_attempt_resumes_the_schedule(h):
+    from worker.tasks import deliver_webhook
+    jid = upload(h).get_json()["id"]
+    key = h.store.jk(jid)
+    h.store.webhook_prepare(key, "msg", "{}")
+    assert h.store.webhook_claim(key, 1) == "claimed"
+    h.store.webhook_record(key, {"attempt": 1, "success": False}, None)   # then the worker died
+    h.sent.clear()
+    assert deliver_webhook(h.deps, key, 1) == "retry"
+    assert [s[:3] for s in h.sent] == [("kimi.webhook", [key, 2], "webhooks")]
