@@ -168,6 +168,13 @@ redis.call('HSET', KEYS[1], 'wh_claimed', ARGV[1], 'wh_claimed_at', ARGV[2])
 return 'claimed'
 """
 
+# KEYS: job or batch hash ; ARGV: webhook-id, body. Only from 'none' (set at creation).
+_WH_PREPARE = """
+if redis.call('HGET', KEYS[1], 'wh_status') ~= 'none' then return 0 end
+redis.call('HSET', KEYS[1], 'wh_status', 'pending', 'wh_id', ARGV[1], 'wh_body', ARGV[2], 'wh_claimed', '0')
+return 1
+"""
+
 # attach an uploaded job to an open batch. KEYS: batch, batch jobs ; ARGV: job id, tenant
 _ATTACH = """
 if redis.call('HGET', KEYS[1], 'tenant') ~= ARGV[2] then return -1 end
@@ -194,6 +201,7 @@ class JobStore:
         self._release = client.register_script(_RELEASE)
         self._cancel = client.register_script(_CANCEL)
         self._wh_claim = client.register_script(_WH_CLAIM)
+        self._wh_prepare = client.register_script(_WH_PREPARE)
         self._attach = client.register_script(_ATTACH)
 
     @classmethod
@@ -371,8 +379,9 @@ class JobStore:
             self.r.blpop([f"{P}done:{job_id}"], timeout=1)
 
     # --- webhooks ----------------------------------------------------------------
-    def webhook_prepare(self, key: str, msg_id: str, body: str) -> None:
-        self.r.hset(key, mapping={"wh_status": "pending", "wh_id": msg_id, "wh_body": body, "wh_claimed": "0"})
+    def webhook_prepare(self, key: str, msg_id: str, body: str) -> bool:
+        """Arm the webhook of a job/batch once; False if it was armed already (a replay)."""
+        return bool(self._wh_prepare(keys=[key], args=[msg_id, body]))
 
     def webhook_claim(self, key: str, attempt: int) -> str:
         """'claimed' | 'resume' | 'skip' (see _WH_CLAIM)."""

@@ -166,6 +166,8 @@ def process_job(d: Deps, job_id: str, retries: int = 0) -> str:
     st = d.store.claim(job_id, token, d.worker_id)
     if st != "claimed":
         log.info("job not claimed", extra={"job_id": job_id, "state": st})
+        if st in ("completed", "failed"):
+            resume_after_finish(d, job_id)
         return st
     keeper = LeaseKeeper(d, job_id, token)
     keeper.start()
@@ -292,8 +294,25 @@ def batch_completed(d: Deps, batch_id: str) -> None:
 
 
 def start_webhook(d: Deps, key: str, msg_id: str, event: str, data: dict) -> None:
-    d.store.webhook_prepare(key, msg_id, build_event(event, data))
-    d.send("kimi.webhook", [key, 1], "webhooks", d.settings.webhook_schedule_s[0])
+    if d.store.webhook_prepare(key, msg_id, build_event(event, data)):
+        d.send("kimi.webhook", [key, 1], "webhooks", d.settings.webhook_schedule_s[0])
+
+
+def resume_after_finish(d: Deps, job_id: str) -> None:
+    """A redelivered message of a finished job: fire what its worker may have died before firing.
+
+    Both webhooks are armed at most once (``webhook_prepare``), so this is a no-op when the
+    first run got that far.
+    """
+    job = d.store.get_job(job_id) or {}
+    if job.get("status") not in ("completed", "failed"):
+        return
+    if job.get("webhook_url") and job.get("wh_status") == "none":
+        _after_finish(d, job_id, 1)
+    batch = job.get("batch_id")
+    if batch and d.store.r.hget(d.store.bk(batch), "status") == "completed" \
+            and d.store.r.hget(d.store.bk(batch), "wh_status") == "none":
+        batch_completed(d, batch)
 
 
 def deliver_webhook(d: Deps, key: str, attempt: int) -> str:

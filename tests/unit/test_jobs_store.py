@@ -84,7 +84,8 @@ def test_webhook_attempt_claimed_once(tmp_path):
     h = Harness(tmp_path)
     jid = _job(h, webhook_url="http://x")
     key = h.store.jk(jid)
-    h.store.webhook_prepare(key, "msg", "{}")
+    assert h.store.webhook_prepare(key, "msg", "{}")
+    assert not h.store.webhook_prepare(key, "msg", "{}")  # armed once
     assert h.store.webhook_claim(key, 1) == "claimed"
     assert h.store.webhook_claim(key, 1) == "skip"       # redelivered while attempt 1 is in flight
     assert h.store.webhook_claim(key, 3) == "skip"       # out of order

@@ -68,11 +68,23 @@ def test_job_the_api_never_enqueued_is_enqueued_by_the_janitor(tmp_path):
 
 def test_redelivered_webhook_attempt_resumes_the_schedule(h):
     from worker.tasks import deliver_webhook
-    jid = upload(h).get_json()["id"]
+    jid = upload(h, webhook_url="http://127.0.0.1:9/hook").get_json()["id"]
     key = h.store.jk(jid)
-    h.store.webhook_prepare(key, "msg", "{}")
+    assert h.store.webhook_prepare(key, "msg", "{}")
     assert h.store.webhook_claim(key, 1) == "claimed"
     h.store.webhook_record(key, {"attempt": 1, "success": False}, None)   # then the worker died
     h.sent.clear()
     assert deliver_webhook(h.deps, key, 1) == "retry"
     assert [s[:3] for s in h.sent] == [("kimi.webhook", [key, 2], "webhooks")]
+
+
+def test_redelivery_after_a_crash_between_finish_and_webhook_fires_it_once(h):
+    from worker.tasks import process_job
+    jid = upload(h, webhook_url="http://127.0.0.1:9/hook").get_json()["id"]
+    h.sent.clear()
+    assert h.store.claim(jid, "tok", "w-dead") == "claimed"
+    assert h.store.finish(jid, "tok", "completed", {"transcript_key": "none"}) == 1   # then SIGKILL
+    assert process_job(h.deps, jid) == "completed"                 # the broker redelivers
+    assert [s[:3] for s in h.sent] == [("kimi.webhook", [h.store.jk(jid), 1], "webhooks")]
+    assert process_job(h.deps, jid) == "completed"                 # and again: already armed
+    assert len(h.sent) == 1
