@@ -59,6 +59,8 @@ def _result_env(environ: dict[str, str] | os._Environ) -> dict[str, str]:
 
 # Snapshot before vLLM is imported: vLLM sets VLLM_* variables of its own at import.
 _LAUNCH_ENV = _result_env(os.environ)
+# stdout carries only the JSON lines; vLLM (here and in its child processes) logs to stderr.
+os.environ.setdefault("VLLM_LOGGING_STREAM", "ext://sys.stderr")
 
 
 def command_line(argv: Sequence[str] | None = None, env: dict[str, str] | None = None) -> str:
