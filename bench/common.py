@@ -286,6 +286,9 @@ class AudioSet:
     clip_s: float
     files: tuple[Path, ...]
 
+    def subset(self, start: int, stop: int) -> "AudioSet":
+        return AudioSet(self.kind, self.clip_s, self.files[start:stop])
+
     @property
     def description(self) -> str:
         if self.kind == "speech":

@@ -226,8 +226,9 @@ async def bench_vllm(args: argparse.Namespace, model_dir: Path, glm_dir: Path | 
                 prompts, fe_s = timed_prompts(front, ws, args.frontend_batch)
                 return [our_engine_prompt(p) for p in prompts], fe_s
 
-        warm, _ = build(waves[:1])   # first request compiles / allocates: not timed
+        warm, _ = build(waves[-1:])   # first request compiles / allocates: not timed
         await run_requests(llm, warm, params)
+        waves = waves[:-1]
 
         meter = ResourceMeter().start()
         prompts, fe_s = build(waves)
@@ -279,7 +280,8 @@ def bench_reference(args: argparse.Namespace, model_dir: Path, glm_dir: Path | N
         sync()
         return fe, time.perf_counter() - t, len(r.token_ids)
 
-    one(waves[0])   # warm-up
+    one(waves[-1])   # warm-up
+    waves = waves[:-1]
     meter = ResourceMeter().start()
     runs = [one(w) for w in waves]
     res = meter.stop()
@@ -304,9 +306,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.system == "vllm_intree" and args.real_shapes and args.layers is None:
         print("note: the in-tree model gets the same config-only checkpoint (dummy weights)", file=sys.stderr)
     model_dir, glm_dir, shape = model_dirs(args)
-    audio = ensure_audio_set(args.audio, args.clip_s, args.n_files)
+    # One extra file for the warm-up, so no measured request is a prefix-cache hit.
+    audio_all = ensure_audio_set(args.audio, args.clip_s, args.n_files + 1)
+    audio = audio_all.subset(0, args.n_files)
     idle_audio = ensure_audio_set(args.audio, 10.0, args.idle_requests) if args.idle_requests else None
-    waves = load_waves(audio.files)
+    waves = load_waves(audio_all.files)   # the last one is the warm-up
     idle_waves = load_waves(idle_audio.files) if idle_audio else []
     if args.system == "reference_loop":
         results = bench_reference(args, model_dir, glm_dir, waves, idle_waves)
@@ -315,9 +319,9 @@ def main(argv: list[str] | None = None) -> int:
     path = jsonl_path(args.jsonl)
     for r in results:
         scenario = r.pop("scenario")
-        n = r.pop("n_override", len(waves))
+        n = r.pop("n_override", args.n_files)
         clip_s = 10.0 if scenario == "idle" else args.clip_s
-        desc = (idle_audio if scenario == "idle" else audio).description
+        desc = idle_audio.description if scenario == "idle" else audio.description
         wall, lat = r.pop("wall_s"), r.pop("latencies_s")
         emit(make_record("engine", args.system, clip_s=clip_s, n_files=n, wall_s=wall, latencies_s=lat,
                          model_shape=shape, audio_set=desc, scenario=scenario, max_tokens=args.max_tokens,

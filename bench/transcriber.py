@@ -135,37 +135,41 @@ def main(argv: list[str] | None = None) -> int:
         model_dir, glm_dir, shape = args.model, args.speech_tokenizer, f"checkpoint {args.model.name}"
     else:
         (model_dir, glm_dir), shape = tiny_dirs(), "tiny"
-    audio = ensure_audio_set(args.audio, args.clip_s, args.n_files)
-    probe = ensure_audio_set(args.audio, 10.0, args.latency_requests) if args.latency_requests else None
+    # Distinct audio for every phase (measured, background load, warm-up; idle vs loaded
+    # probes), so vLLM's prefix cache never serves a repeat.
+    n, k = args.n_files, args.latency_requests
+    audio_all = ensure_audio_set(args.audio, args.clip_s, 2 * n + 1)
+    audio, load, warm = audio_all.subset(0, n), list(audio_all.files[n:2 * n]), audio_all.files[2 * n]
+    probes = ensure_audio_set(args.audio, 10.0, 2 * k) if k else None
     opts = options_for(args.max_tokens, not args.stop_on_eos)
     path = jsonl_path(args.jsonl)
     common = dict(model_shape=shape, max_tokens=args.max_tokens, ignore_eos=not args.stop_on_eos, note=args.note)
 
     bt = open_transcriber(model_dir, glm_dir, args.concurrency)
     try:
-        measure_inprocess(bt, list(audio.files[:1]), 1, opts)      # warm-up: compile, allocate
+        measure_inprocess(bt, [warm], 1, opts)      # warm-up: compile, allocate
         meter = ResourceMeter().start()
         run = profiled(lambda: measure_inprocess(bt, list(audio.files), args.concurrency, opts), args.profile)
         res = meter.stop()
         emit(make_record("transcriber", "ours", clip_s=args.clip_s, n_files=len(audio.files), wall_s=run.wall_s,
                          latencies_s=run.latencies_s, audio_set=audio.description, scenario="throughput",
                          concurrency=args.concurrency, **run.shares(), **res, **common), path)
-        if probe is None:
+        if probes is None:
             return 0
-        idle = measure_sequential(bt, list(probe.files), opts)
-        emit(make_record("transcriber", "ours", clip_s=10.0, n_files=len(probe.files), wall_s=idle.wall_s,
-                         latencies_s=idle.latencies_s, audio_set=probe.description, scenario="idle",
+        idle = measure_sequential(bt, list(probes.files[:k]), opts)
+        emit(make_record("transcriber", "ours", clip_s=10.0, n_files=k, wall_s=idle.wall_s,
+                         latencies_s=idle.latencies_s, audio_set=probes.subset(0, k).description, scenario="idle",
                          concurrency=1, **idle.shares(), **common), path)
         background: dict[str, Run] = {}
         th = threading.Thread(target=lambda: background.update(
-            run=measure_inprocess(bt, list(audio.files), args.concurrency, opts)), daemon=True)
+            run=measure_inprocess(bt, load, args.concurrency, opts)), daemon=True)
         th.start()
         time.sleep(0.2)   # let the load reach the engine first
-        loaded = measure_sequential(bt, list(probe.files), opts)
+        loaded = measure_sequential(bt, list(probes.files[k:]), opts)
         th.join()
-        emit(make_record("transcriber", "ours", clip_s=10.0, n_files=len(probe.files), wall_s=loaded.wall_s,
-                         latencies_s=loaded.latencies_s, audio_set=probe.description, scenario="under_load",
-                         concurrency=1, load=f"{len(audio.files)} x {args.clip_s:g}-s files at concurrency "
+        emit(make_record("transcriber", "ours", clip_s=10.0, n_files=k, wall_s=loaded.wall_s,
+                         latencies_s=loaded.latencies_s, audio_set=probes.subset(k, 2 * k).description,
+                         scenario="under_load", concurrency=1, load=f"{n} other {args.clip_s:g}-s files at concurrency "
                          f"{args.concurrency} (bulk priority)", background_wall_s=background["run"].wall_s,
                          **loaded.shares(), **common), path)
     finally:
