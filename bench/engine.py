@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402
+    AudioSet,
     ResourceMeter,
     add_common_args,
     emit,
@@ -67,6 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--speech-tokenizer", type=Path)
     ap.add_argument("--clip-s", type=float, default=30.0)
     ap.add_argument("--n-files", type=int, default=8)
+    ap.add_argument("--sets", help="several audio sets in one engine, CLIP_S:N_FILES,... (overrides --clip-s/--n-files)")
     ap.add_argument("--idle-requests", type=int, default=3, help="single requests for the idle latency (0: skip)")
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--stop-on-eos", action="store_true", help="let requests stop on 151667 (default: ignore_eos)")
@@ -204,15 +207,23 @@ async def run_requests(llm: Any, prompts: list[dict[str, Any]], params: Any) -> 
     return [r[0] for r in res], time.perf_counter() - t0, [r[1] for r in res]
 
 
-async def bench_vllm(args: argparse.Namespace, model_dir: Path, glm_dir: Path | None, waves: list[Any],
-                     idle_waves: list[Any]) -> list[dict[str, Any]]:
+Report = Callable[..., None]     # report(scenario, audio_set, wall_s, latencies_s, **extra)
+Sets = list[tuple[AudioSet, list[Any]]]   # (measured set, its waves + one warm-up wave last)
+
+
+def _set_failed(audio: AudioSet, exc: BaseException) -> None:
+    """A set a system cannot run (e.g. 5-min audio in the in-tree model) is reported, not fatal."""
+    print(f"ERROR: {audio.clip_s:g}-s set failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+
+
+async def bench_vllm(args: argparse.Namespace, model_dir: Path, glm_dir: Path | None, sets: Sets,
+                     idle: AudioSet | None, idle_waves: list[Any], report: Report) -> None:
     from vllm.v1.engine.async_llm import AsyncLLM
 
     intree = args.system == "vllm_intree"
     front = None if intree else make_frontend(args, model_dir, glm_dir)
     llm = AsyncLLM.from_engine_args(engine_args(args, model_dir, glm_dir, intree))
     params = sampling(args)
-    out: list[dict[str, Any]] = []
     try:
         if intree:
             from kimi_model.constants import DEFAULT_INSTRUCTION
@@ -226,38 +237,39 @@ async def bench_vllm(args: argparse.Namespace, model_dir: Path, glm_dir: Path | 
                 prompts, fe_s = timed_prompts(front, ws, args.frontend_batch)
                 return [our_engine_prompt(p) for p in prompts], fe_s
 
-        warm, _ = build(waves[-1:])   # first request compiles / allocates: not timed
-        await run_requests(llm, warm, params)
-        waves = waves[:-1]
-
-        meter = ResourceMeter().start()
-        prompts, fe_s = build(waves)
-        lat, llm_s, ntok = await run_requests(llm, prompts, params)
-        res = meter.stop()
-        wall = fe_s + llm_s
-        out.append(dict(scenario="bulk", wall_s=wall, latencies_s=lat, frontend_s=fe_s, llm_s=llm_s,
-                        frontend_share=fe_s / wall if not intree else None,
-                        llm_only_rtfx=args.clip_s * len(waves) / llm_s, generated_tokens=sum(ntok), **res))
-        lat1, wall1 = [], 0.0
-        for w in idle_waves:
-            p, f = build([w])
-            lat_i, llm_i, _ = await run_requests(llm, p, params)
-            lat1.append(f + lat_i[0])
-            wall1 += f + llm_i
-        if idle_waves:
-            out.append(dict(scenario="idle", wall_s=wall1, latencies_s=lat1, n_override=len(idle_waves)))
+        for audio, waves in sets:
+            try:
+                warm, _ = build(waves[-1:])   # first request of a shape compiles / allocates: not timed
+                await run_requests(llm, warm, params)
+                meter = ResourceMeter().start()
+                prompts, fe_s = build(waves[:-1])
+                lat, llm_s, ntok = await run_requests(llm, prompts, params)
+                res = meter.stop()
+            except Exception as exc:  # noqa: BLE001
+                _set_failed(audio, exc)
+                continue
+            report("bulk", audio, fe_s + llm_s, lat, frontend_s=fe_s, llm_s=llm_s,
+                   frontend_share=None if intree else fe_s / (fe_s + llm_s),
+                   llm_only_rtfx=audio.clip_s * len(audio.files) / llm_s, generated_tokens=sum(ntok), **res)
+        if idle is not None:
+            lat1, wall1 = [], 0.0
+            for w in idle_waves:
+                p, f = build([w])
+                lat_i, llm_i, _ = await run_requests(llm, p, params)
+                lat1.append(f + lat_i[0])
+                wall1 += f + llm_i
+            report("idle", idle, wall1, lat1)
     finally:
         llm.shutdown()
         del llm   # now, not in __del__ at interpreter exit (noisy traceback)
-    return out
 
 
 # =====================================================================================
 # reference loop
 # =====================================================================================
 
-def bench_reference(args: argparse.Namespace, model_dir: Path, glm_dir: Path | None, waves: list[Any],
-                    idle_waves: list[Any]) -> list[dict[str, Any]]:
+def bench_reference(args: argparse.Namespace, model_dir: Path, glm_dir: Path | None, sets: Sets,
+                    idle: AudioSet | None, idle_waves: list[Any], report: Report) -> None:
     import torch
 
     from kimi_model.reference import ReferenceLM, generate
@@ -280,52 +292,61 @@ def bench_reference(args: argparse.Namespace, model_dir: Path, glm_dir: Path | N
         sync()
         return fe, time.perf_counter() - t, len(r.token_ids)
 
-    one(waves[-1])   # warm-up
-    waves = waves[:-1]
-    meter = ResourceMeter().start()
-    runs = [one(w) for w in waves]
-    res = meter.stop()
-    fe_s, llm_s = sum(r[0] for r in runs), sum(r[1] for r in runs)
-    out = [dict(scenario="bulk", wall_s=fe_s + llm_s, latencies_s=[r[0] + r[1] for r in runs], frontend_s=fe_s,
-                llm_s=llm_s, frontend_share=fe_s / (fe_s + llm_s), llm_only_rtfx=args.clip_s * len(waves) / llm_s,
-                generated_tokens=sum(r[2] for r in runs), **res)]
-    if idle_waves:
-        idle = [one(w) for w in idle_waves]
-        out.append(dict(scenario="idle", wall_s=sum(a + b for a, b, _ in idle),
-                        latencies_s=[a + b for a, b, _ in idle], n_override=len(idle)))
-    return out
+    for audio, waves in sets:
+        try:
+            one(waves[-1])   # warm-up
+            meter = ResourceMeter().start()
+            runs = [one(w) for w in waves[:-1]]
+            res = meter.stop()
+        except Exception as exc:  # noqa: BLE001
+            _set_failed(audio, exc)
+            continue
+        fe_s, llm_s = sum(r[0] for r in runs), sum(r[1] for r in runs)
+        report("bulk", audio, fe_s + llm_s, [r[0] + r[1] for r in runs], frontend_s=fe_s, llm_s=llm_s,
+               frontend_share=fe_s / (fe_s + llm_s), llm_only_rtfx=audio.clip_s * len(runs) / llm_s,
+               generated_tokens=sum(r[2] for r in runs), **res)
+    if idle is not None:
+        runs = [one(w) for w in idle_waves]
+        report("idle", idle, sum(a + b for a, b, _ in runs), [a + b for a, b, _ in runs])
 
 
 # =====================================================================================
+
+def parse_sets(spec: str) -> list[tuple[float, int]]:
+    """"30:8,5:16,300:2" → [(30.0, 8), (5.0, 16), (300.0, 2)] (clip seconds : files)."""
+    out = []
+    for part in spec.split(","):
+        clip, _, n = part.strip().partition(":")
+        out.append((float(clip), int(n)))
+    return out
+
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.system == "vllm_intree":
         # Must happen before vLLM is imported anywhere: load every general plugin but ours.
         os.environ["VLLM_PLUGINS"] = os.environ.get("KIMI_BENCH_INTREE_PLUGINS", "")
-    if args.system == "vllm_intree" and args.real_shapes and args.layers is None:
-        print("note: the in-tree model gets the same config-only checkpoint (dummy weights)", file=sys.stderr)
     model_dir, glm_dir, shape = model_dirs(args)
-    # One extra file for the warm-up, so no measured request is a prefix-cache hit.
-    audio_all = ensure_audio_set(args.audio, args.clip_s, args.n_files + 1)
-    audio = audio_all.subset(0, args.n_files)
-    idle_audio = ensure_audio_set(args.audio, 10.0, args.idle_requests) if args.idle_requests else None
-    waves = load_waves(audio_all.files)   # the last one is the warm-up
-    idle_waves = load_waves(idle_audio.files) if idle_audio else []
-    if args.system == "reference_loop":
-        results = bench_reference(args, model_dir, glm_dir, waves, idle_waves)
-    else:
-        results = asyncio.run(bench_vllm(args, model_dir, glm_dir, waves, idle_waves))
+    sets: Sets = []
+    for clip_s, n in parse_sets(args.sets) if args.sets else [(args.clip_s, args.n_files)]:
+        # One extra file per set for the warm-up, so no measured request is a prefix-cache hit.
+        full = ensure_audio_set(args.audio, clip_s, n + 1)
+        sets.append((full.subset(0, n), load_waves(full.files)))
+    args.n_files = max(len(a.files) for a, _ in sets)   # sizes max_num_seqs: all of a set at once
+    idle = ensure_audio_set(args.audio, 10.0, args.idle_requests) if args.idle_requests else None
+    idle_waves = load_waves(idle.files) if idle else []
     path = jsonl_path(args.jsonl)
-    for r in results:
-        scenario = r.pop("scenario")
-        n = r.pop("n_override", args.n_files)
-        clip_s = 10.0 if scenario == "idle" else args.clip_s
-        desc = idle_audio.description if scenario == "idle" else audio.description
-        wall, lat = r.pop("wall_s"), r.pop("latencies_s")
-        emit(make_record("engine", args.system, clip_s=clip_s, n_files=n, wall_s=wall, latencies_s=lat,
-                         model_shape=shape, audio_set=desc, scenario=scenario, max_tokens=args.max_tokens,
-                         ignore_eos=not args.stop_on_eos, note=args.note, **r), path)
+
+    def report(scenario: str, audio: AudioSet, wall_s: float, latencies_s: list[float], **extra: Any) -> None:
+        emit(make_record("engine", args.system, clip_s=audio.clip_s, n_files=len(audio.files), wall_s=wall_s,
+                         latencies_s=latencies_s, model_shape=shape, audio_set=audio.description,
+                         scenario=scenario, max_tokens=args.max_tokens, ignore_eos=not args.stop_on_eos,
+                         note=args.note, **extra), path)
+
+    if args.system == "reference_loop":
+        bench_reference(args, model_dir, glm_dir, sets, idle, idle_waves, report)
+    else:
+        asyncio.run(bench_vllm(args, model_dir, glm_dir, sets, idle, idle_waves, report))
     return 0
 
 
