@@ -466,3 +466,69 @@ def random_llm_tensors(config: dict[str, Any], dtype: Any, device: Any, seed: in
                   p + "mlp.gate_proj.weight": r(ff, h), p + "mlp.up_proj.weight": r(ff, h),
                   p + "mlp.down_proj.weight": r(h, ff)})
     return t
+
+
+# =====================================================================================
+# sampling profile (py-spy): every thread of this process and of vLLM's child processes
+# =====================================================================================
+
+# First matching rule wins; checked against the whole collapsed stack of one sample.
+PROFILE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("front end: GLM-4-Voice tokenizer", ("semantic_codes",)),
+    ("front end: Whisper features", ("whisper_features",)),
+    ("front end: other (prompt build, checks)", ("build_prompts",)),
+    ("audio decode", ("load_audio",)),
+    ("LLM: model forward", ("execute_model", "_model_forward", "sample_tokens")),
+)
+
+
+def classify_stack(stack: str, main_pid: int) -> str:
+    for label, needles in PROFILE_RULES:
+        if any(n in stack for n in needles):
+            return label
+    root = stack.split(";", 1)[0]
+    if root.startswith("process ") and not root.startswith(f"process {main_pid}:"):
+        return "vLLM child processes: scheduler, IPC, other"
+    return "main process: asyncio, IPC, threads, other"
+
+
+def summarize_collapsed(path: Path, main_pid: int) -> dict[str, float]:
+    """Share of (non-idle) samples per category of a py-spy ``--format raw`` file."""
+    counts: dict[str, int] = {}
+    for line in path.read_text(errors="replace").splitlines():
+        stack, _, n = line.rpartition(" ")
+        if not stack or not n.isdigit():
+            continue
+        label = classify_stack(stack, main_pid)
+        counts[label] = counts.get(label, 0) + int(n)
+    total = sum(counts.values())
+    return {k: round(v / total, 4) for k, v in sorted(counts.items(), key=lambda kv: -kv[1])} if total else {}
+
+
+class PySpy:
+    """``py-spy record`` attached to this process and its children while the block runs."""
+
+    def __init__(self, out: Path, rate: int = 50):
+        self.out, self.rate = out, rate
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "PySpy":
+        exe = shutil.which("py-spy")
+        if exe is None:
+            raise RuntimeError("--profile needs py-spy (pip install py-spy)")
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen([exe, "record", "--pid", str(os.getpid()), "--subprocesses", "--rate",
+                                      str(self.rate), "--format", "raw", "--output", str(self.out), "--nonblocking"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import time
+        time.sleep(1.0)   # attach before the work starts
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)   # py-spy writes the file on SIGINT
+        try:
+            self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()

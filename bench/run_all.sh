@@ -21,12 +21,14 @@ case "$mode" in
     run $py bench/engine.py --system ours $E
     run $py bench/engine.py --system vllm_intree $E
     run $py bench/engine.py --system reference_loop $E
-    run $py bench/transcriber.py --clip-s 30 --n-files 8 --concurrency 8 --max-tokens 16 --latency-requests 3 \
-        --profile .data/bench-profile-transcriber.txt
+    run $py bench/transcriber.py --clip-s 30 --n-files 8 --concurrency 8 --max-tokens 16 --latency-requests 3
     run $py bench/transcriber.py --clip-s 5 --n-files 16 --concurrency 16 --max-tokens 16 --latency-requests 0
     run $py bench/transcriber.py --clip-s 300 --n-files 2 --concurrency 2 --max-tokens 16 --latency-requests 0
     run $py bench/service.py --system ours --clip-s 30 --n-files 8 --concurrency 8 --max-tokens 16 --latency-requests 3
     run $py bench/service.py --system naive_worker --clip-s 30 --n-files 8 --max-tokens 16 --latency-requests 0
+    # Where the time goes: py-spy over the in-process run (its shares land in the records' profile_sample_shares).
+    command -v py-spy >/dev/null && run $py bench/transcriber.py --clip-s 30 --n-files 8 --concurrency 8 --max-tokens 16 \
+        --latency-requests 0 --profile .data/bench-profile-transcriber.raw --note "with --profile: py-spy sampled another 8 files before this measurement"
     # Real-shape path smoke (full width, 1 layer: 7B in fp32 does not fit 24 GiB).
     run $py bench/engine.py --system ours --real-shapes --layers 1 --sets 30:2 --max-tokens 4 --idle-requests 0
     ;;

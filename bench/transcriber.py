@@ -2,7 +2,7 @@
 
     python bench/transcriber.py --clip-s 30 --n-files 8 --concurrency 8      # tiny checkpoint
     python bench/transcriber.py --model DIR --speech-tokenizer DIR ...         # a real checkpoint
-    python bench/transcriber.py ... --profile .data/bench-profile.txt          # + torch profiler table
+    python bench/transcriber.py ... --profile .data/bench-profile.txt          # + py-spy profile summary
 
 Records (bench "transcriber", system "ours"):
 * scenario "throughput": --n-files files at --concurrency threads (bulk priority): RTFx,
@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import json
+import os
 import sys
 import threading
 import time
@@ -30,12 +32,14 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402
+    PySpy,
     ResourceMeter,
     add_common_args,
     emit,
     ensure_audio_set,
     jsonl_path,
     make_record,
+    summarize_collapsed,
     tiny_dirs,
 )
 
@@ -68,7 +72,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--latency-requests", type=int, default=3, help="10-s clips for idle/under-load latency (0: skip)")
     ap.add_argument("--max-tokens", type=int, default=16)
     ap.add_argument("--stop-on-eos", action="store_true", help="default: ignore_eos, exactly --max-tokens per chunk")
-    ap.add_argument("--profile", type=Path, help="torch-profile the throughput run; write the op table here")
+    ap.add_argument("--profile", type=Path,
+                    help="py-spy the throughput run (all threads, vLLM child processes too); raw stacks go here")
     add_common_args(ap)
     return ap.parse_args(argv)
 
@@ -113,20 +118,15 @@ def measure_sequential(bt: Any, files: list[Path], options: Any) -> Run:
     return Run(sum(lat), lat, tim)
 
 
-def profiled(fn: Any, out: Path | None) -> Any:
-    """Run fn() under torch.profiler (CPU ops of THIS process: front end, asyncio, IPC;
-    vLLM's EngineCore is another process) and write the op table to ``out``."""
+def profiled(fn: Any, out: Path | None) -> tuple[Any, dict[str, float] | None]:
+    """Run fn(); with ``out``, under py-spy (every thread here and in vLLM's EngineCore /
+    worker processes), and return the share of samples per category (bench.common.PROFILE_RULES).
+    Sampling slows the run: a profiled run's own numbers are not recorded as results."""
     if out is None:
-        return fn()
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        return fn(), None
+    with PySpy(out):
         result = fn()
-    table = prof.key_averages().table(sort_by="cpu_time_total", row_limit=30)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(table)
-    print(table, file=sys.stderr)
-    return result
+    return result, summarize_collapsed(out, os.getpid())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,8 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     # Distinct audio for every phase (measured, background load, warm-up; idle vs loaded
     # probes), so vLLM's prefix cache never serves a repeat.
     n, k = args.n_files, args.latency_requests
-    audio_all = ensure_audio_set(args.audio, args.clip_s, 2 * n + 1)
+    audio_all = ensure_audio_set(args.audio, args.clip_s, (3 if args.profile else 2) * n + 1)
     audio, load, warm = audio_all.subset(0, n), list(audio_all.files[n:2 * n]), audio_all.files[2 * n]
+    profile_files = list(audio_all.files[2 * n + 1:])
     probes = ensure_audio_set(args.audio, 10.0, 2 * k) if k else None
     opts = options_for(args.max_tokens, not args.stop_on_eos)
     path = jsonl_path(args.jsonl)
@@ -148,8 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     bt = open_transcriber(model_dir, glm_dir, args.concurrency)
     try:
         measure_inprocess(bt, [warm], 1, opts)      # warm-up: compile, allocate
+        if args.profile is not None:
+            _, shares = profiled(lambda: measure_inprocess(bt, profile_files, args.concurrency, opts), args.profile)
+            print(json.dumps({"profile": str(args.profile), "sample_shares": shares}), file=sys.stderr, flush=True)
+            common["profile_sample_shares"] = shares
         meter = ResourceMeter().start()
-        run = profiled(lambda: measure_inprocess(bt, list(audio.files), args.concurrency, opts), args.profile)
+        run = measure_inprocess(bt, list(audio.files), args.concurrency, opts)
         res = meter.stop()
         emit(make_record("transcriber", "ours", clip_s=args.clip_s, n_files=len(audio.files), wall_s=run.wall_s,
                          latencies_s=run.latencies_s, audio_set=audio.description, scenario="throughput",

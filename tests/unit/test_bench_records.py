@@ -116,3 +116,17 @@ def test_committed_benchmarks_jsonl_is_valid():
         missing = [k for k in C.REQUIRED_FIELDS if k not in r]
         assert not missing, f"line {i} lacks {missing}"
         assert r["bench"] in C.BENCHES and r["system"] in C.SYSTEMS, f"line {i}"
+
+
+def test_profile_summary_classifies_samples(tmp_path):
+    raw = tmp_path / "p.raw"
+    raw.write_text("\n".join([
+        "process 10:\"python bench/transcriber.py\";run (t.py:1);build_prompts (f.py:2);semantic_codes (f.py:3) 6",
+        "process 10:\"python bench/transcriber.py\";run (t.py:1);build_prompts (f.py:2);whisper_features (f.py:4) 2",
+        "process 11:\"EngineCore\";run_busy_loop (c.py:1);execute_model (r.py:9) 1",
+        "process 11:\"EngineCore\";run_busy_loop (c.py:1);poll (c.py:2) 1",
+        "garbage",
+    ]))
+    shares = C.summarize_collapsed(raw, main_pid=10)
+    assert shares == {"front end: GLM-4-Voice tokenizer": 0.6, "front end: Whisper features": 0.2,
+                      "LLM: model forward": 0.1, "vLLM child processes: scheduler, IPC, other": 0.1}
