@@ -56,6 +56,7 @@ from vllm.v1.sample.logits_processor import BatchUpdate, MoveDirectionality
 from vllm.v1.sample.logits_processor import LogitsProcessor as V1LogitsProcessor
 
 from kimi_model import constants as K
+from kimi_model.vllm_compat import PassthroughOnlyProcessorMixin, TokenIdsOnlyInfoMixin
 
 from kimi_model.plugin import ARCHITECTURE, MODEL_TYPE  # noqa: E402,F401  (single source)
 
@@ -178,7 +179,7 @@ class KimiDataParser(MultiModalDataParser):
             "kimi_model.transcriber.Transcriber or POST /v1/audio/transcriptions.")
 
 
-class KimiProcessingInfo(BaseProcessingInfo):
+class KimiProcessingInfo(TokenIdsOnlyInfoMixin, BaseProcessingInfo):   # mixin: vLLM 0.26 shim
     def get_supported_mm_limits(self) -> Mapping[str, int | None]:
         return {"audio": 1}
 
@@ -226,7 +227,8 @@ class KimiDummyInputsBuilder(BaseDummyInputsBuilder[KimiProcessingInfo]):
         return self._dummy_processor_inputs(seq_len, mm_counts)
 
 
-class KimiMultiModalProcessor(BaseMultiModalProcessor[KimiProcessingInfo]):
+class KimiMultiModalProcessor(PassthroughOnlyProcessorMixin,   # vLLM 0.26 shim (vllm_compat.py)
+                              BaseMultiModalProcessor[KimiProcessingInfo]):
     # Prompts arrive as token ids plus tensors; nothing is tokenized here, so the
     # engine runs with skip_tokenizer_init (0.32 checks this flag; 0.26 ignores it).
     requires_tokenizer: ClassVar[bool] = False
@@ -513,7 +515,7 @@ def _transcription_prompt(stt_params: Any = None, *args: Any, **kwargs: Any) -> 
     import numpy as np
 
     if stt_params is None or not hasattr(stt_params, "audio"):
-        raise ValueError("Kimi-Audio transcription needs vLLM's SpeechToTextParams (vLLM ≥ 0.30)")
+        raise ValueError("Kimi-Audio transcription needs vLLM's SpeechToTextParams (vLLM ≥ 0.26)")
     if getattr(stt_params, "task_type", "transcribe") != "transcribe":
         raise ValueError("Kimi-Audio ASR supports task 'transcribe' only")
     model_config = stt_params.model_config
