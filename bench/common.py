@@ -33,6 +33,7 @@ REQUIRED_FIELDS = ("bench", "system", "device", "clip_s", "n_files", "rtfx", "p5
 BENCHES = ("engine", "transcriber", "service")
 SYSTEMS = ("ours", "reference_loop", "vllm_intree", "naive_worker")
 SAMPLE_RATE = 16_000
+WARMUP_FILES = 8   # a warm-up at batch size: the first batch of a shape pays allocation/first-call costs
 
 # Real Kimi-Audio-7B shapes (spec §1.2) and its front ends.
 REAL_LLM = {"hidden_size": 3584, "num_hidden_layers": 28, "intermediate_size": 18944,
@@ -474,6 +475,7 @@ def random_llm_tensors(config: dict[str, Any], dtype: Any, device: Any, seed: in
 
 # First matching rule wins; checked against the whole collapsed stack of one sample.
 PROFILE_RULES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("vLLM worker: spin-waiting on its message queue", ("SpinCondition.wait", "acquire_read")),
     ("front end: GLM-4-Voice tokenizer", ("semantic_codes",)),
     ("front end: Whisper features", ("whisper_features",)),
     ("front end: other (prompt build, checks)", ("build_prompts",)),
@@ -486,8 +488,10 @@ def classify_stack(stack: str, main_pid: int) -> str:
     for label, needles in PROFILE_RULES:
         if any(n in stack for n in needles):
             return label
-    root = stack.split(";", 1)[0]
-    if root.startswith("process ") and not root.startswith(f"process {main_pid}:"):
+    # py-spy --subprocesses nests a child's frames under "process PID:..." frames of its parents.
+    frames = stack.split(";")
+    procs = [f for f in frames if f.startswith("process ")]
+    if len(procs) > 1 or (procs and not procs[0].startswith(f"process {main_pid}:")):
         return "vLLM child processes: scheduler, IPC, other"
     return "main process: asyncio, IPC, threads, other"
 

@@ -40,6 +40,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402
+    WARMUP_FILES,
     AudioSet,
     ResourceMeter,
     add_common_args,
@@ -208,7 +209,7 @@ async def run_requests(llm: Any, prompts: list[dict[str, Any]], params: Any) -> 
 
 
 Report = Callable[..., None]     # report(scenario, audio_set, wall_s, latencies_s, **extra)
-Sets = list[tuple[AudioSet, list[Any]]]   # (measured set, its waves + one warm-up wave last)
+Sets = list[tuple[AudioSet, list[Any]]]   # (measured set, its waves followed by the warm-up waves)
 
 
 def _set_failed(audio: AudioSet, exc: BaseException) -> None:
@@ -244,10 +245,11 @@ async def bench_vllm(args: argparse.Namespace, model_dir: Path, glm_dir: Path | 
                       "through its transcription endpoint, which cuts it into <=30-s chunks", file=sys.stderr)
                 continue
             try:
-                warm, _ = build(waves[-1:])   # first request of a shape compiles / allocates: not timed
+                n = len(audio.files)
+                warm, _ = build(waves[n:])   # first batch of a shape compiles / allocates: not timed
                 await run_requests(llm, warm, params)
                 meter = ResourceMeter().start()
-                prompts, fe_s = build(waves[:-1])
+                prompts, fe_s = build(waves[:n])
                 lat, llm_s, ntok = await run_requests(llm, prompts, params)
                 res = meter.stop()
             except Exception as exc:  # noqa: BLE001
@@ -299,9 +301,10 @@ def bench_reference(args: argparse.Namespace, model_dir: Path, glm_dir: Path | N
 
     for audio, waves in sets:
         try:
-            one(waves[-1])   # warm-up
+            n = len(audio.files)
+            one(waves[n])   # warm-up (batch 1: one request is its batch shape)
             meter = ResourceMeter().start()
-            runs = [one(w) for w in waves[:-1]]
+            runs = [one(w) for w in waves[:n]]
             res = meter.stop()
         except Exception as exc:  # noqa: BLE001
             _set_failed(audio, exc)
@@ -334,8 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     model_dir, glm_dir, shape = model_dirs(args)
     sets: Sets = []
     for clip_s, n in parse_sets(args.sets) if args.sets else [(args.clip_s, args.n_files)]:
-        # One extra file per set for the warm-up, so no measured request is a prefix-cache hit.
-        full = ensure_audio_set(args.audio, clip_s, n + 1)
+        # Extra files for a warm-up at batch size, so no measured request is a prefix-cache hit.
+        full = ensure_audio_set(args.audio, clip_s, n + min(n, WARMUP_FILES))
         sets.append((full.subset(0, n), load_waves(full.files)))
     args.n_files = max(len(a.files) for a, _ in sets)   # sizes max_num_seqs: all of a set at once
     idle = ensure_audio_set(args.audio, 10.0, args.idle_requests) if args.idle_requests else None

@@ -30,7 +30,9 @@ case "$mode" in
     command -v py-spy >/dev/null && run $py bench/transcriber.py --clip-s 30 --n-files 8 --concurrency 8 --max-tokens 16 \
         --latency-requests 0 --profile .data/bench-profile-transcriber.raw --note "with --profile: py-spy sampled another 8 files before this measurement"
     # Real-shape path smoke (full width, 1 layer: 7B in fp32 does not fit 24 GiB).
-    run $py bench/engine.py --system ours --real-shapes --layers 1 --sets 30:2 --max-tokens 4 --idle-requests 0
+    for sys in ours vllm_intree reference_loop; do
+      run $py bench/engine.py --system $sys --real-shapes --layers 1 --sets 30:2 --max-tokens 4 --idle-requests 0
+    done
     ;;
   gpu)
     export VLLM_USE_FLASHINFER_SAMPLER="${VLLM_USE_FLASHINFER_SAMPLER:-0}"   # FlashInfer is not in the GPU kit

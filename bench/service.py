@@ -39,6 +39,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402
+    WARMUP_FILES,
     ResourceMeter,
     add_common_args,
     emit,
@@ -202,9 +203,10 @@ def main(argv: list[str] | None = None) -> int:
     conc = 1 if args.system == "naive_worker" else args.concurrency
     n, k = args.n_files, args.latency_requests
     # Distinct audio for every phase, so vLLM's prefix cache never serves a repeat.
-    audio = ensure_audio_set(args.audio, args.clip_s, 2 * n + 1)
-    probes = ensure_audio_set(args.audio, 10.0, 2 * k) if k else None
-    bulk_files, load_files, warm = list(audio.files[:n]), list(audio.files[n:2 * n]), audio.files[2 * n]
+    w = min(n, WARMUP_FILES)
+    audio = ensure_audio_set(args.audio, args.clip_s, 2 * n + w)
+    probes = ensure_audio_set(args.audio, 10.0, 2 * k + 1) if k else None
+    bulk_files, load_files, warm = list(audio.files[:n]), list(audio.files[n:2 * n]), list(audio.files[2 * n:])
     opts = {"max_tokens": args.max_tokens, "ignore_eos": not args.stop_on_eos}
     path = jsonl_path(args.jsonl)
     common = dict(model_shape=shape, max_tokens=args.max_tokens, ignore_eos=not args.stop_on_eos,
@@ -221,7 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             bulk_uri = stack.put_inputs(bulk_files, f"{run_id}/bulk/")
             load_uri = stack.put_inputs(load_files, f"{run_id}/load/")
-            interactive_latencies(stack, [warm], opts)                      # warm-up
+            run_batch(stack, stack.put_inputs(warm, f"{run_id}/warm/"), opts, args.timeout_s)   # warm-up at batch size
+            if probes is not None:
+                interactive_latencies(stack, [probes.files[2 * k]], opts)             # and the interactive path
             meter = ResourceMeter().start()
             wall, lat, counts = run_batch(stack, bulk_uri, opts, args.timeout_s)
             res = meter.stop()
@@ -238,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                                       daemon=True)
                 th.start()
                 time.sleep(0.5)   # the batch is queued and running
-                loaded = interactive_latencies(stack, list(probes.files[k:]), opts)
+                loaded = interactive_latencies(stack, list(probes.files[k:2 * k]), opts)
                 th.join()
                 records.append(make_record("service", args.system, clip_s=10.0, n_files=k, wall_s=sum(loaded),
                                            latencies_s=loaded, audio_set=load_desc, scenario="under_load",
@@ -250,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         bt = open_transcriber(model_dir, glm_dir, conc)
         try:
             o = options_for(args.max_tokens, not args.stop_on_eos)
-            measure_inprocess(bt, [warm], 1, o)
+            measure_inprocess(bt, warm, conc, o)
             run = measure_inprocess(bt, bulk_files, conc, o)
         finally:
             bt.close()

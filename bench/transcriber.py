@@ -32,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 from bench.common import (  # noqa: E402
+    WARMUP_FILES,
     PySpy,
     ResourceMeter,
     add_common_args,
@@ -138,9 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     # Distinct audio for every phase (measured, background load, warm-up; idle vs loaded
     # probes), so vLLM's prefix cache never serves a repeat.
     n, k = args.n_files, args.latency_requests
-    audio_all = ensure_audio_set(args.audio, args.clip_s, (3 if args.profile else 2) * n + 1)
-    audio, load, warm = audio_all.subset(0, n), list(audio_all.files[n:2 * n]), audio_all.files[2 * n]
-    profile_files = list(audio_all.files[2 * n + 1:])
+    w = min(n, WARMUP_FILES)
+    audio_all = ensure_audio_set(args.audio, args.clip_s, (3 if args.profile else 2) * n + w)
+    audio, load, warm = audio_all.subset(0, n), list(audio_all.files[n:2 * n]), list(audio_all.files[2 * n:2 * n + w])
+    profile_files = list(audio_all.files[2 * n + w:])
     probes = ensure_audio_set(args.audio, 10.0, 2 * k) if k else None
     opts = options_for(args.max_tokens, not args.stop_on_eos)
     path = jsonl_path(args.jsonl)
@@ -148,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     bt = open_transcriber(model_dir, glm_dir, args.concurrency)
     try:
-        measure_inprocess(bt, [warm], 1, opts)      # warm-up: compile, allocate
+        measure_inprocess(bt, warm, args.concurrency, opts)      # warm-up at batch size: compile, allocate
         if args.profile is not None:
             _, shares = profiled(lambda: measure_inprocess(bt, profile_files, args.concurrency, opts), args.profile)
             print(json.dumps({"profile": str(args.profile), "sample_shares": shares}), file=sys.stderr, flush=True)

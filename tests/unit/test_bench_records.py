@@ -123,10 +123,12 @@ def test_profile_summary_classifies_samples(tmp_path):
     raw.write_text("\n".join([
         "process 10:\"python bench/transcriber.py\";run (t.py:1);build_prompts (f.py:2);semantic_codes (f.py:3) 6",
         "process 10:\"python bench/transcriber.py\";run (t.py:1);build_prompts (f.py:2);whisper_features (f.py:4) 2",
-        "process 11:\"EngineCore\";run_busy_loop (c.py:1);execute_model (r.py:9) 1",
-        "process 11:\"EngineCore\";run_busy_loop (c.py:1);poll (c.py:2) 1",
+        "process 10:\"python\";process 11:\"EngineCore\";run_busy_loop (c.py:1);execute_model (r.py:9) 1",
+        "process 10:\"python\";process 11:\"EngineCore\";run_busy_loop (c.py:1);poll (c.py:2) 1",
+        "process 10:\"python\";process 12:\"Worker\";MessageQueue.acquire_read (m.py:1);SpinCondition.wait (m.py:2) 10",
         "garbage",
     ]))
     shares = C.summarize_collapsed(raw, main_pid=10)
-    assert shares == {"front end: GLM-4-Voice tokenizer": 0.6, "front end: Whisper features": 0.2,
-                      "LLM: model forward": 0.1, "vLLM child processes: scheduler, IPC, other": 0.1}
+    assert shares == {"vLLM worker: spin-waiting on its message queue": 0.5, "front end: GLM-4-Voice tokenizer": 0.3,
+                      "front end: Whisper features": 0.1, "LLM: model forward": 0.05,
+                      "vLLM child processes: scheduler, IPC, other": 0.05}
