@@ -48,6 +48,18 @@ def engine(tiny_ckpt):
     bt.close()
 
 
+@pytest.fixture(scope="module")
+def compiled_engine(tiny_ckpt):
+    """The same engine with vLLM's torch.compile path on (enforce_eager=False), as on GPU
+    where CUDA graphs are captured too; module-scoped: it is a second engine."""
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+    from kimi_model.transcriber import BlockingTranscriber
+
+    bt = BlockingTranscriber(engine_config(tiny_ckpt, enforce_eager=False))
+    yield bt
+    bt.close()
+
+
 @pytest.fixture(scope="session")
 def frontend(tiny_ckpt):
     from kimi_model.frontend import FrontEnd

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 import torch
 
-from engine_fixtures import ENGINE_MAX_NUM_BATCHED_TOKENS, engine, frontend, reference_lm  # noqa: F401
+from engine_fixtures import (  # noqa: F401 - pytest fixtures
+    ENGINE_MAX_NUM_BATCHED_TOKENS, compiled_engine, engine, frontend, reference_lm)
 from kimi_model import constants as K
 from kimi_model.reference import generate as reference_generate
 
@@ -261,3 +262,12 @@ def test_timed_out_request_is_aborted_and_engine_keeps_serving(engine, golden_ca
         time.sleep(0.1)
     assert not llm.output_processor.has_unfinished_requests(), "the timed-out request still runs in vLLM"
     assert engine.transcribe(golden_case["audio_path"], opts(max_tokens=24)).token_ids == golden_case["generated_text_ids"]
+
+
+def test_compiled_engine_gives_the_same_tokens(compiled_engine, golden_case, audios, reference_ids):  # noqa: F811
+    """torch.compile'd decoder (the path CUDA graphs wrap on GPU): golden and mixed batches."""
+    r = compiled_engine.transcribe(golden_case["audio_path"], opts(max_tokens=24))
+    assert r.token_ids == golden_case["generated_text_ids"]
+    with ThreadPoolExecutor(len(audios)) as pool:
+        together = list(pool.map(lambda a: compiled_engine.transcribe(a, opts()).token_ids, audios))
+    assert together == reference_ids
