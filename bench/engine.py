@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import sys
@@ -142,7 +143,8 @@ def intree_checkpoint(model_dir: Path) -> Path:
     do not ship it (no remote code is ever run here), so without this shim vLLM stops with
     "contains custom code which must be executed". Qwen2Config keeps the kimia_* fields
     as attributes, which is all the in-tree model reads."""
-    out = Path(tempfile.gettempdir()) / f"kimi-intree-{abs(hash(str(model_dir.resolve())))}"
+    key = hashlib.sha1(str(model_dir.resolve()).encode()).hexdigest()[:12]   # stable across runs
+    out = Path(tempfile.gettempdir()) / f"kimi-intree-{key}"
     out.mkdir(parents=True, exist_ok=True)
     for src in model_dir.iterdir():
         dst = out / src.name
