@@ -416,15 +416,39 @@ def write_config_only_checkpoint(out: Path, layers: int | None = None) -> Path:
     return out
 
 
-def real_shape_frontend(device: Any, max_batch: int, tokenizer_dir: Path, layers: int | None = None) -> Any:
-    """FrontEnd with random weights at Whisper-large-v3 (32 layers, d 1280) and GLM-4-Voice
-    tokenizer (16 layers, d 1280, 16,384 codes) shapes; ``layers`` caps both for CPU smokes.
-    Dtypes are FrontEnd's own (GLM fp32; Whisper bf16 on CUDA, fp32 on CPU)."""
+def add_checkpoint_args(ap: argparse.ArgumentParser) -> None:
+    """Which model a disk-loading bench (transcriber, service) runs: tiny, real, or real-shape random."""
+    ap.add_argument("--model", type=Path, help="checkpoint dir (default: tiny checkpoint)")
+    ap.add_argument("--speech-tokenizer", type=Path)
+    ap.add_argument("--real-shapes", action="store_true",
+                    help="Kimi-Audio-7B shapes with random weights: LLM by load_format=dummy, front ends "
+                         "random on disk (written once under .data/)")
+    ap.add_argument("--layers", type=int, help="with --real-shapes: cut every stack to N layers (CPU smoke)")
+
+
+def select_checkpoint(args: argparse.Namespace) -> tuple[Path, Path | None, str]:
+    """(model dir, speech-tokenizer dir, model_shape label) for ``add_checkpoint_args``.
+    --real-shapes sets KIMI_LOAD_FORMAT=dummy in this process's environment, which the
+    in-process Transcriber and the service's worker (a child) both read."""
+    if args.real_shapes:
+        name = "real-shape-random" + (f"-{args.layers}l" if args.layers else "")
+        model_dir, glm_dir = write_random_real_shape_checkpoint(REPO_ROOT / ".data" / name, args.layers)
+        os.environ["KIMI_LOAD_FORMAT"] = "dummy"
+        shape = "real (random weights)" if not args.layers else f"real width, {args.layers} layers (random weights)"
+        return model_dir, glm_dir, shape
+    if args.model:
+        return args.model, args.speech_tokenizer, f"checkpoint {args.model.name}"
+    model_dir, glm_dir = tiny_dirs()
+    return model_dir, glm_dir, "tiny"
+
+
+def real_shape_encoders(layers: int | None = None) -> tuple[Any, Any]:
+    """(GLM tokenizer, Whisper encoder) with random weights at the real shapes: Whisper-large-v3
+    (32 layers, d 1280) and GLM-4-Voice tokenizer (16 layers, d 1280, 16,384 codes);
+    ``layers`` caps both for CPU smokes."""
     import torch
 
     from kimi_model.encoders import EncoderConfig, GLMSpeechTokenizer, WhisperEncoder
-    from kimi_model.frontend import FrontEnd
-    from kimi_model.text_tokenizer import KimiTextTokenizer
 
     torch.manual_seed(0)
     wl = REAL_WHISPER_LAYERS if layers is None else min(REAL_WHISPER_LAYERS, layers)
@@ -432,8 +456,50 @@ def real_shape_frontend(device: Any, max_batch: int, tokenizer_dir: Path, layers
     whisper = WhisperEncoder(EncoderConfig(d_model=REAL_ENCODER_D, heads=20, ffn=5120, layers=wl))
     glm = GLMSpeechTokenizer(EncoderConfig(d_model=REAL_ENCODER_D, heads=20, ffn=5120, layers=gl, causal_conv=True,
                                            block_size=200, final_norm=False), codebook_size=16_384)
+    return glm, whisper
+
+
+def real_shape_frontend(device: Any, max_batch: int, tokenizer_dir: Path, layers: int | None = None) -> Any:
+    """FrontEnd over ``real_shape_encoders`` (dtypes are FrontEnd's own: GLM fp32; Whisper
+    bf16 on CUDA, fp32 on CPU)."""
+    from kimi_model.frontend import FrontEnd
+    from kimi_model.text_tokenizer import KimiTextTokenizer
+
+    glm, whisper = real_shape_encoders(layers)
     tok = KimiTextTokenizer.from_model_dir(tokenizer_dir)
     return FrontEnd(tok, glm, whisper, device, max_batch)
+
+
+def write_random_real_shape_checkpoint(out: Path, layers: int | None = None) -> tuple[Path, Path]:
+    """A checkpoint in the real layout at the real shapes for code that loads from disk (the
+    Transcriber, the service's worker): random front-end weights under the real key names,
+    and no LLM weights, so it runs only with ``KIMI_LOAD_FORMAT=dummy``. Built once.
+
+    Returns (model dir, speech-tokenizer dir)."""
+    from safetensors.torch import save_file
+
+    from kimi_model import tiny
+
+    glm_dir = out / tiny.SPEECH_TOKENIZER_SUBDIR
+    done = out / "RANDOM_FRONTEND_WEIGHTS.txt"
+    if done.is_file():
+        return out, glm_dir
+    write_config_only_checkpoint(out, layers)
+    glm, whisper = real_shape_encoders(layers)
+    save_file({f"model.encoder.{k}": v.contiguous() for k, v in whisper.state_dict().items()},
+              str(out / "whisper-large-v3" / "model.safetensors"))
+    glm_dir.mkdir(exist_ok=True)
+    n_glm = sum(1 for k in glm.state_dict() if k.endswith(".fc2.weight"))
+    gcfg = tiny._glm_config()
+    gcfg.update({"d_model": REAL_ENCODER_D, "encoder_attention_heads": 20, "decoder_attention_heads": 20,
+                 "encoder_ffn_dim": 5120, "decoder_ffn_dim": 5120, "encoder_layers": n_glm,
+                 "num_hidden_layers": n_glm, "quantize_position": n_glm, "pooling_position": n_glm})
+    (glm_dir / "config.json").write_text(json.dumps(gcfg, indent=2) + "\n")
+    (glm_dir / "preprocessor_config.json").write_text(json.dumps(tiny._preprocessor_config(), indent=2) + "\n")
+    save_file({k: v.contiguous() for k, v in glm.state_dict().items()}, str(glm_dir / "model.safetensors"))
+    done.write_text("Random front-end weights at the real shapes, no LLM weights: run with "
+                    "KIMI_LOAD_FORMAT=dummy. For benchmarks only; transcripts are noise.\n")
+    return out, glm_dir
 
 
 def random_llm_tensors(config: dict[str, Any], dtype: Any, device: Any, seed: int = 0) -> dict[str, Any]:

@@ -6,8 +6,8 @@
 #
 # Every record is printed and appended to docs/benchmarks.jsonl (KIMI_BENCH_JSONL to redirect).
 # BENCH_LOCK=/path/lockfile wraps each command in `flock` (shared CPU boxes).
-# GPU: transcriber/service load the front ends from a checkpoint, so they use
-# KIMI_MODEL_DIR (+ KIMI_SPEECH_TOKENIZER_DIR) when set and the tiny checkpoint otherwise.
+# GPU: transcriber/service load from disk: KIMI_MODEL_DIR (+ KIMI_SPEECH_TOKENIZER_DIR) when
+# set, else a real-shape checkpoint with random front-end weights and a dummy-loaded LLM.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-cpu}"
@@ -33,6 +33,8 @@ case "$mode" in
     for sys in ours vllm_intree reference_loop; do
       run $py bench/engine.py --system $sys --real-shapes --layers 1 --sets 30:2 --max-tokens 4 --idle-requests 0
     done
+    run $py bench/transcriber.py --real-shapes --layers 1 --clip-s 30 --n-files 2 --concurrency 2 --max-tokens 4 \
+        --latency-requests 0
     ;;
   gpu)
     export VLLM_USE_FLASHINFER_SAMPLER="${VLLM_USE_FLASHINFER_SAMPLER:-0}"   # FlashInfer is not in the GPU kit
@@ -41,10 +43,14 @@ case "$mode" in
     run $py bench/engine.py --system ours $E --sets 30:512,5:512,300:32
     run $py bench/engine.py --system vllm_intree $E --sets 30:512,5:512,300:32
     run $py bench/engine.py --system reference_loop $E --sets 30:16,5:16,300:2
-    M=()
+    # transcriber/service load from disk: a real checkpoint when KIMI_MODEL_DIR is set, else a
+    # real-shape checkpoint with random front-end weights and KIMI_LOAD_FORMAT=dummy.
+    M=(--real-shapes)
     [[ -n "${KIMI_MODEL_DIR:-}" ]] && M=(--model "$KIMI_MODEL_DIR") && \
       [[ -n "${KIMI_SPEECH_TOKENIZER_DIR:-}" ]] && M+=(--speech-tokenizer "$KIMI_SPEECH_TOKENIZER_DIR")
     run $py bench/transcriber.py "${M[@]}" --clip-s 30 --n-files 256 --concurrency 128 --max-tokens 96 --latency-requests 5
+    run $py bench/transcriber.py "${M[@]}" --clip-s 5 --n-files 256 --concurrency 128 --max-tokens 96 --latency-requests 0
+    run $py bench/transcriber.py "${M[@]}" --clip-s 300 --n-files 16 --concurrency 16 --max-tokens 96 --latency-requests 0
     run $py bench/service.py "${M[@]}" --system ours --clip-s 30 --n-files 256 --concurrency 128 --max-tokens 96 \
         --latency-requests 5
     run $py bench/service.py "${M[@]}" --system naive_worker --clip-s 30 --n-files 32 --max-tokens 96 --latency-requests 0

@@ -41,12 +41,13 @@ sys.path.insert(0, str(REPO_ROOT))
 from bench.common import (  # noqa: E402
     WARMUP_FILES,
     ResourceMeter,
+    add_checkpoint_args,
     add_common_args,
     emit,
     ensure_audio_set,
     jsonl_path,
     make_record,
-    tiny_dirs,
+    select_checkpoint,
 )
 from bench.transcriber import measure_inprocess, open_transcriber, options_for  # noqa: E402
 
@@ -58,8 +59,7 @@ DONE = ("completed", "failed", "canceled")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--system", choices=("ours", "naive_worker"), default="ours")
-    ap.add_argument("--model", type=Path, help="checkpoint dir (default: tiny checkpoint)")
-    ap.add_argument("--speech-tokenizer", type=Path)
+    add_checkpoint_args(ap)
     ap.add_argument("--clip-s", type=float, default=30.0)
     ap.add_argument("--n-files", type=int, default=8)
     ap.add_argument("--concurrency", type=int, default=8, help="KIMI_WORKER_CONCURRENCY for system ours")
@@ -196,10 +196,7 @@ def interactive_latencies(stack: Stack, files: list[Path], options: dict[str, An
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.model:
-        model_dir, glm_dir, shape = args.model, args.speech_tokenizer, f"checkpoint {args.model.name}"
-    else:
-        (model_dir, glm_dir), shape = tiny_dirs(), "tiny"
+    model_dir, glm_dir, shape = select_checkpoint(args)
     conc = 1 if args.system == "naive_worker" else args.concurrency
     n, k = args.n_files, args.latency_requests
     # Distinct audio for every phase, so vLLM's prefix cache never serves a repeat.

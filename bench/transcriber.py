@@ -39,9 +39,10 @@ from bench.common import (  # noqa: E402
     emit,
     ensure_audio_set,
     jsonl_path,
+    add_checkpoint_args,
     make_record,
+    select_checkpoint,
     summarize_collapsed,
-    tiny_dirs,
 )
 
 BULK, INTERACTIVE = 1, 0     # Transcriber priorities as the worker uses them (lower = sooner)
@@ -65,8 +66,7 @@ class Run:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, help="checkpoint dir (default: tiny checkpoint)")
-    ap.add_argument("--speech-tokenizer", type=Path)
+    add_checkpoint_args(ap)
     ap.add_argument("--clip-s", type=float, default=30.0)
     ap.add_argument("--n-files", type=int, default=8)
     ap.add_argument("--concurrency", type=int, default=8, help="requests in flight (threads)")
@@ -132,10 +132,7 @@ def profiled(fn: Any, out: Path | None) -> tuple[Any, dict[str, float] | None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    if args.model:
-        model_dir, glm_dir, shape = args.model, args.speech_tokenizer, f"checkpoint {args.model.name}"
-    else:
-        (model_dir, glm_dir), shape = tiny_dirs(), "tiny"
+    model_dir, glm_dir, shape = select_checkpoint(args)
     # Distinct audio for every phase (measured, background load, warm-up; idle vs loaded
     # probes), so vLLM's prefix cache never serves a repeat.
     n, k = args.n_files, args.latency_requests

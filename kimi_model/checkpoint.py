@@ -112,10 +112,12 @@ def whisper_prefix(weights: WeightFiles) -> str:
 
 
 def resolve_checkpoint(model_dir: str | os.PathLike, speech_tokenizer_dir: str | os.PathLike | None = None,
-                       *, check_tensors: bool = True) -> KimiCheckpoint:
+                       *, check_tensors: bool = True, require_llm_weights: bool = True) -> KimiCheckpoint:
     """Validate both directories and return their parsed configs and weight files.
 
     ``speech_tokenizer_dir`` defaults to ``<model_dir>/glm-4-voice-tokenizer``.
+    ``require_llm_weights=False`` is for vLLM's ``load_format="dummy"`` (random LLM weights
+    at the checkpoint's shape, for benchmarks): the LLM may then have no weight files.
     """
     model = Path(model_dir).expanduser()
     if not model.is_dir():
@@ -126,7 +128,13 @@ def resolve_checkpoint(model_dir: str | os.PathLike, speech_tokenizer_dir: str |
             raise CheckpointError(f"Kimi-Audio config: {model / 'config.json'} lacks '{key}'")
     tiktoken_path = _require_file(model / "tiktoken.model", "text tokenizer")
     tok_cfg = _require_file(model / "tokenizer_config.json", "text tokenizer")
-    llm_weights = _weight_files(model, "Kimi-Audio LLM weights")
+    if require_llm_weights:
+        llm_weights = _weight_files(model, "Kimi-Audio LLM weights")
+    else:
+        try:
+            llm_weights = _weight_files(model, "Kimi-Audio LLM weights")
+        except CheckpointError:
+            llm_weights = WeightFiles(())
 
     whisper_dir = model / WHISPER_SUBDIR
     whisper_config = _read_json(whisper_dir / "config.json", "Whisper encoder config")
@@ -168,7 +176,8 @@ def resolve_checkpoint(model_dir: str | os.PathLike, speech_tokenizer_dir: str |
         _check_keys(glm_weights, ["conv1.weight", "conv2.weight", "embed_positions.weight", "codebook.weight",
                                   f"layers.{int(glm_config['quantize_position']) - 1}.fc2.weight"],
                     "speech tokenizer weights")
-        _check_keys(llm_weights, ["model.embed_tokens.weight", "lm_head.weight"], "Kimi-Audio LLM weights")
+        if llm_weights.files:
+            _check_keys(llm_weights, ["model.embed_tokens.weight", "lm_head.weight"], "Kimi-Audio LLM weights")
     return ckpt
 
 

@@ -62,8 +62,8 @@ class FrontEnd:
     @classmethod
     def load(cls, model_dir: str | os.PathLike, speech_tokenizer_dir: str | os.PathLike | None = None,
              device: str | torch.device = "auto", max_batch: int = DEFAULT_MAX_BATCH,
-             attention_impl: str | None = None) -> "FrontEnd":
-        ckpt = resolve_checkpoint(model_dir, speech_tokenizer_dir)
+             attention_impl: str | None = None, require_llm_weights: bool = True) -> "FrontEnd":
+        ckpt = resolve_checkpoint(model_dir, speech_tokenizer_dir, require_llm_weights=require_llm_weights)
         glm = GLMSpeechTokenizer.from_config(ckpt.glm_config)
         whisper = WhisperEncoder.from_config(ckpt.whisper_config)
         for module, state, name in ((glm, load_glm_state(ckpt), ckpt.glm_weights.files[0]),

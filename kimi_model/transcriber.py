@@ -124,6 +124,7 @@ class TranscriberConfig:
     max_num_batched_tokens: int | None = None        # None → vLLM default (chunked prefill)
     enable_prefix_caching: bool = True
     enforce_eager: bool = False
+    load_format: str = "auto"                        # "dummy": random LLM weights (benchmarks only)
     scheduling_policy: str = "fcfs"                  # "priority" makes transcribe(priority=) count
     frontend_device: str = "auto"
     frontend_batch: int = 8                          # prompts per FrontEnd.build_prompts call
@@ -156,6 +157,7 @@ class TranscriberConfig:
             max_num_batched_tokens=_env("KIMI_MAX_NUM_BATCHED_TOKENS", None, _opt_int),
             enable_prefix_caching=_env("KIMI_ENABLE_PREFIX_CACHING", True, _bool),
             enforce_eager=_env("KIMI_ENFORCE_EAGER", False, _bool),
+            load_format=_env("KIMI_LOAD_FORMAT", "auto", str),
             scheduling_policy=_env("KIMI_SCHEDULING_POLICY", "fcfs", str),
             frontend_device=_env("KIMI_FRONTEND_DEVICE", "auto", str),
             frontend_batch=_env("KIMI_FRONTEND_BATCH", 8, int),
@@ -180,6 +182,7 @@ class TranscriberConfig:
             max_num_seqs=self.max_num_seqs,
             enable_prefix_caching=self.enable_prefix_caching,
             enforce_eager=self.enforce_eager,
+            load_format=self.load_format,
             skip_tokenizer_init=True,            # we tokenize and detokenize ourselves
             generation_config="vllm",            # stops come only from our SamplingParams
             logits_processors=[LOGITS_PROCESSOR_FQCN],
@@ -297,7 +300,8 @@ class Transcriber:
         self._frontend = await loop.run_in_executor(
             self._fe_executor,
             lambda: FrontEnd.load(cfg.model_dir, cfg.speech_tokenizer_dir, device=cfg.frontend_device,
-                                  max_batch=cfg.frontend_max_windows))
+                                  max_batch=cfg.frontend_max_windows,
+                                  require_llm_weights=cfg.load_format != "dummy"))
         from vllm.v1.engine.async_llm import AsyncLLM
 
         self._llm = AsyncLLM.from_engine_args(cfg.engine_args())

@@ -200,6 +200,20 @@ def test_missing_llm_weights_and_missing_shard_are_named(ckpt_copy):
         resolve_checkpoint(ckpt_copy)
 
 
+def test_llm_weights_may_be_absent_only_when_asked(ckpt_copy):
+    """KIMI_LOAD_FORMAT=dummy (random LLM weights, benchmarks) needs no LLM files; the
+    front ends still load and validate theirs."""
+    for f in ckpt_copy.glob("model*.safetensors*"):
+        f.unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        resolve_checkpoint(ckpt_copy)
+    ckpt = resolve_checkpoint(ckpt_copy, require_llm_weights=False)
+    assert ckpt.llm_weights.files == ()
+    (ckpt_copy / "whisper-large-v3" / "model.safetensors").unlink()
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        resolve_checkpoint(ckpt_copy, require_llm_weights=False)
+
+
 def test_inconsistent_whisper_width_is_reported(ckpt_copy):
     cfg_path = ckpt_copy / "config.json"
     cfg = json.loads(cfg_path.read_text())
