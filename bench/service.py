@@ -82,7 +82,7 @@ class Stack:
     def __init__(self, model_dir: Path, glm_dir: Path | None, concurrency: int, workdir: Path):
         from moto.server import ThreadedMotoServer
 
-        from service.commands.up import free_port
+        from service.commands.up import free_port, wait_ready
 
         self.workdir = workdir
         for k, v in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -108,27 +108,13 @@ class Stack:
                "--model", str(model_dir)] + (["--speech-tokenizer", str(glm_dir)] if glm_dir else [])
         self.log = open(workdir / "stack.log", "wb")
         self.proc = subprocess.Popen(cmd, env=env, cwd=str(REPO_ROOT), stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait_ready()
+        wait_ready(self.url, [("kimi-asr up", self.proc)], hint=f"; see {self.log.name}")
         from service.commands.client import ApiClient
         self.api = ApiClient(self.url, API_KEY)
 
     def _boto(self) -> Any:
         import boto3
         return boto3.client("s3", endpoint_url=self.s3_url, region_name="us-east-1")
-
-    def _wait_ready(self, timeout: float = 600) -> None:
-        import requests
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise SystemExit(f"kimi-asr up exited with {self.proc.returncode}; see {self.log.name}")
-            try:
-                if requests.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.5)
-        raise SystemExit(f"the stack was not ready after {timeout:.0f} s; see {self.log.name}")
 
     def put_inputs(self, files: list[Path], prefix: str) -> str:
         for p in files:

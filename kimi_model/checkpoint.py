@@ -128,13 +128,12 @@ def resolve_checkpoint(model_dir: str | os.PathLike, speech_tokenizer_dir: str |
             raise CheckpointError(f"Kimi-Audio config: {model / 'config.json'} lacks '{key}'")
     tiktoken_path = _require_file(model / "tiktoken.model", "text tokenizer")
     tok_cfg = _require_file(model / "tokenizer_config.json", "text tokenizer")
-    if require_llm_weights:
+    try:
         llm_weights = _weight_files(model, "Kimi-Audio LLM weights")
-    else:
-        try:
-            llm_weights = _weight_files(model, "Kimi-Audio LLM weights")
-        except CheckpointError:
-            llm_weights = WeightFiles(())
+    except CheckpointError:
+        if require_llm_weights:
+            raise
+        llm_weights = WeightFiles(())
 
     whisper_dir = model / WHISPER_SUBDIR
     whisper_config = _read_json(whisper_dir / "config.json", "Whisper encoder config")

@@ -214,9 +214,9 @@ def enqueue(ctx: Ctx, job: dict) -> None:
         ctx.send("kimi.transcribe", [job["id"]], "bulk" if job.get("priority") == "bulk" else "interactive", 0)
     except Exception as e:  # noqa: BLE001
         ctx.store.fail_unclaimed(job["id"], "queue_unavailable", f"could not enqueue: {e}")
-        ctx.store.mark_enqueued(job["id"])
         raise ApiError("queue_unavailable", "the job queue is unavailable; try again") from e
-    ctx.store.mark_enqueued(job["id"])
+    finally:
+        ctx.store.mark_enqueued(job["id"])      # sent, or failed for good: off the outbox
 
 
 def submit_upload(ctx: Ctx, tenant: str, stream: BinaryIO, filename: str | None, form: dict,

@@ -310,8 +310,7 @@ def resume_after_finish(d: Deps, job_id: str) -> None:
     if job.get("webhook_url") and job.get("wh_status") == "none":
         _after_finish(d, job_id, 1)
     batch = job.get("batch_id")
-    if batch and d.store.r.hget(d.store.bk(batch), "status") == "completed" \
-            and d.store.r.hget(d.store.bk(batch), "wh_status") == "none":
+    if batch and d.store.r.hmget(d.store.bk(batch), "status", "wh_status") == ["completed", "none"]:
         batch_completed(d, batch)
 
 

@@ -187,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
                        f"create_app().run(host={args.host!r}, port={args.port}, threaded=True)"]
         stack.start("api", api_cmd, env)
         url = f"http://{'127.0.0.1' if args.host in ('0.0.0.0', '') else args.host}:{args.port}"
-        _wait_ready(url, stack)
+        wait_ready(url, stack.procs)
         _say(f"\n{BANNER}\nkimi-asr is up: {url}   (OpenAPI: {url}/openapi.json)\n"
              + (f"API key (generated, saved in {data_dir / 'api_key'}):\n  {keys}\n" if generated
                 else "API keys: from KIMI_API_KEYS\n")
@@ -207,17 +207,19 @@ def run(args: argparse.Namespace) -> int:
         _say("stopped")
 
 
-def _wait_ready(url: str, stack: Stack, timeout: float = 600) -> None:
+def wait_ready(url: str, procs: list[tuple[str, subprocess.Popen]], timeout: float = 600,
+               hint: str = "") -> None:
+    """Poll ``url``/readyz until 200; stop at once if one of ``procs`` exits meanwhile."""
     import requests
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for name, p in stack.procs:
+        for name, p in procs:
             if p.poll() is not None:
-                raise SystemExit(f"{name} exited with code {p.returncode} during start-up")
+                raise SystemExit(f"{name} exited with code {p.returncode} during start-up{hint}")
         try:
             if requests.get(f"{url}/readyz", timeout=2).status_code == 200:
                 return
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    raise SystemExit("the stack did not become ready in time")
+    raise SystemExit(f"the stack did not become ready in {timeout:.0f} s{hint}")
